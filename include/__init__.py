@@ -1,0 +1,1 @@
+"""The MLOps library: plain Python, importable and testable without Airflow."""

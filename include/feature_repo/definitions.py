@@ -1,0 +1,83 @@
+"""Feast definitions of the flights features; see include/flights/features.py for their meaning.
+
+Source paths are relative to the state folder; `include.mlops.feature_store` anchors them
+there when it applies the definitions.
+"""
+
+from datetime import timedelta
+
+from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast.data_format import ParquetFormat
+from feast.types import Float64, Int64, String
+
+# Departure airport (EWR, JFK, LGA).
+origin = Entity(name="origin", join_keys=["origin"], value_type=ValueType.STRING, description="Departure airport")
+
+# Airline.
+carrier = Entity(name="carrier", join_keys=["carrier"], value_type=ValueType.STRING, description="Airline code")
+
+# Origin and destination airports, e.g. "JFK-LAX".
+route = Entity(name="route", join_keys=["route"], value_type=ValueType.STRING, description="Origin-destination pair")
+
+# Aircraft by tail number.
+aircraft = Entity(
+    name="aircraft", join_keys=["tailnum"], value_type=ValueType.STRING, description="Aircraft tail number"
+)
+
+_WEATHER = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+_OPERATIONS = [
+    Field(name=f"{stat}_{window}", dtype=Int64 if stat == "n_flights" else Float64)
+    for window in ("1h", "24h", "7d")
+    for stat in ("n_flights", "late_share", "mean_arr_delay")
+] + [Field(name="stats_as_of_unix", dtype=Int64)]
+
+
+def _source(name: str) -> FileSource:
+    return FileSource(
+        name=f"{name}_source",
+        path=f"lake/features/{name}/*.parquet",
+        timestamp_field="event_timestamp",
+        file_format=ParquetFormat(),
+    )
+
+
+# Latest hourly observation at the origin, at most three hours old.
+weather = FeatureView(
+    name="weather",
+    entities=[origin],
+    ttl=timedelta(hours=3),
+    schema=[Field(name=name, dtype=Float64) for name in _WEATHER] + [Field(name="observed_at_unix", dtype=Int64)],
+    source=_source("weather"),
+)
+
+# Static aircraft attributes (no TTL).
+aircraft_attributes = FeatureView(
+    name="aircraft",
+    entities=[aircraft],
+    ttl=timedelta(0),
+    schema=[
+        Field(name="plane_year", dtype=Float64),
+        Field(name="seats", dtype=Float64),
+        Field(name="engines", dtype=Float64),
+        Field(name="engine", dtype=String),
+    ],
+    source=_source("aircraft"),
+)
+
+# Trailing delay statistics by departure airport, hourly.
+origin_ops = FeatureView(
+    name="origin_ops", entities=[origin], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_source("origin_ops")
+)
+
+# Trailing delay statistics by airline, hourly.
+carrier_ops = FeatureView(
+    name="carrier_ops", entities=[carrier], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_source("carrier_ops")
+)
+
+# Trailing delay statistics by route, hourly.
+route_ops = FeatureView(
+    name="route_ops", entities=[route], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_source("route_ops")
+)
+
+ENTITIES = [origin, carrier, route, aircraft]
+FEATURE_VIEWS = [weather, aircraft_attributes, origin_ops, carrier_ops, route_ops]

@@ -1,0 +1,227 @@
+"""The feature pipeline's steps for the flights domain; Airflow tasks and the CLI call these.
+
+Every step works on a data interval [start, end) and is idempotent on it: raw batches are
+kept under their content digest, clean and feature partitions of the interval are replaced.
+Trailing statistics need the seven days before the interval, so `ingest` also fetches any
+of those days that the lake does not hold yet (the history gap of a fresh install).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from include.flights import features, schema
+from include.flights.source import FlightSource, Nycflights13Source
+from include.mlops.lake import Interval, Lake
+from include.mlops.settings import Settings
+from include.mlops.validation import DataValidationError, TableSchema, validate
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+REFERENCE = "reference"  # partition name of static reference tables
+SCHEMAS = {s.name: s for s in (schema.FLIGHT_OUTCOMES, schema.WEATHER, schema.PLANES)}
+ONLINE_VIEWS = ["weather", *features.OPERATIONS_KEYS]
+STATIC_VIEWS = ["aircraft"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One raw batch kept in the lake, waiting for validation."""
+
+    table: str
+    part: str  # an interval key, or REFERENCE
+    raw: str  # path of the archived raw batch
+
+    def to_dict(self) -> dict[str, str]:
+        return {"table": self.table, "part": self.part, "raw": self.raw}
+
+
+def default_source() -> FlightSource:
+    return Nycflights13Source()
+
+
+def ingest(settings: Settings, interval: Interval, source: FlightSource | None = None) -> list[Batch]:
+    """Keep the interval's raw batches, plus those of history days the lake does not hold."""
+    source = source or default_source()
+    lake = Lake(settings.lake_dir)
+    batches = []
+    for day in _history_gaps(lake, interval, settings.history):
+        log.info("Fetching history day %s missing from the lake", day)
+        batches += _fetch(lake, source, day, tables=("flight_outcomes",))
+    batches += _fetch(lake, source, interval, tables=("flight_outcomes", "weather"))
+    planes = lake.archive("raw", "planes", REFERENCE, source.planes())
+    batches.append(Batch("planes", REFERENCE, str(planes)))
+    return batches
+
+
+def validate_batches(settings: Settings, batches: list[Batch]) -> list[dict[str, object]]:
+    """Validate raw batches: clean rows to the lake, rejected rows to quarantine, then judge.
+
+    Every batch is written before any failure is raised, so nothing is lost.
+    """
+    lake = Lake(settings.lake_dir)
+    summaries, failures = [], []
+    for batch in batches:
+        table_schema = SCHEMAS[batch.table]
+        raw = lake.read_archive(Path(batch.raw))
+        window = Interval.from_key(batch.part) if batch.part != REFERENCE else None
+        try:
+            result = validate(raw, table_schema, *((window.start, window.end) if window else ()))
+        except DataValidationError as error:
+            failures.append(f"{error} (interval {batch.part}, raw kept at {batch.raw})")
+            continue
+        if len(result.rejected):
+            quarantined = lake.archive("quarantine", batch.table, batch.part, result.rejected)
+            log.warning("%s %s: %d rows quarantined at %s", batch.table, batch.part, len(result.rejected), quarantined)
+        lake.write_partition("clean", batch.table, batch.part, result.valid)
+        summary = result.summary() | {"part": batch.part}
+        summaries.append(summary)
+        log.info("Validated %s", summary)
+        try:
+            result.raise_for_problems(settings.max_reject_rate)
+        except DataValidationError as error:
+            failures.append(f"{error} (interval {batch.part}, raw kept at {batch.raw})")
+    if failures:
+        raise DataValidationError("; ".join(failures))
+    return summaries
+
+
+def build_features(settings: Settings, interval: Interval) -> dict[str, int]:
+    """Write the interval's feature partitions (the offline store); return rows per view."""
+    lake = Lake(settings.lake_dir)
+    history = Interval(interval.start - settings.history, interval.end)
+    outcomes = _read_clean(lake, "flight_outcomes", history)
+    weather = _read_clean(lake, "weather", interval)
+    planes = _read_reference(lake, "planes")
+
+    written = {"weather": features.weather_features(weather)}
+    for view, key in features.OPERATIONS_KEYS.items():
+        written[view] = features.operations_features(
+            outcomes, key, interval.start, interval.end, settings.late_minutes
+        )
+    for view, frame in written.items():
+        lake.write_partition("features", view, interval.key, frame)
+    lake.write_partition("features", "aircraft", REFERENCE, features.aircraft_features(planes))
+    counts = {view: len(frame) for view, frame in written.items()} | {"aircraft": len(planes)}
+    log.info("Feature rows for %s: %s", interval, counts)
+    return counts
+
+
+def apply_definitions(settings: Settings) -> list[str]:
+    """`feast apply` of the repository's definitions, only when they changed."""
+    from include.feature_repo import definitions
+    from include.mlops.feature_store import apply_if_changed, load_store
+
+    return apply_if_changed(load_store(settings), [*definitions.ENTITIES, *definitions.FEATURE_VIEWS])
+
+
+def materialize(settings: Settings, interval: Interval) -> dict[str, str]:
+    """Load the interval, and the overlap before it for late data, into the online store."""
+    from include.mlops.feature_store import load_store
+    from include.mlops.feature_store import materialize as feast_materialize
+
+    store = load_store(settings)
+    start = interval.start - settings.materialize_overlap
+    feast_materialize(store, start, interval.end, ONLINE_VIEWS)
+    # Static reference rows are stamped at the epoch, so their window starts there.
+    feast_materialize(store, datetime(1970, 1, 1, tzinfo=UTC), interval.end, STATIC_VIEWS)
+    return {"start": start.isoformat(), "end": interval.end.isoformat()}
+
+
+def entity_frame(settings: Settings, window: Interval) -> pd.DataFrame:
+    """Flights scheduled to depart in `window` whose outcome the lake holds, one row each.
+
+    `event_timestamp` is the prediction time (scheduled departure minus the lead); the
+    label `is_late` and the time it became known (`label_at`) come with each row.
+    """
+    lake = Lake(settings.lake_dir)
+    horizon = Interval(window.start, window.end + timedelta(days=2))
+    outcomes = lake.read("clean", "flight_outcomes", horizon, "outcome_at", ["flight_id"])
+    if outcomes.empty:
+        raise DataValidationError(f"no clean flight outcomes in the lake for {window}: run the feature pipeline first")
+    flights = outcomes[(outcomes["sched_dep_at"] >= window.start) & (outcomes["sched_dep_at"] < window.end)]
+    return request_features(flights, settings).assign(
+        is_late=(flights["arr_delay"].isna() | (flights["arr_delay"] >= settings.late_minutes)).astype("int64"),
+        label_at=flights["outcome_at"],
+    ).reset_index(drop=True)
+
+
+def request_features(flights: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Entity keys, prediction time and the schedule facts carried by the request itself."""
+    local = flights["sched_dep_at"].dt.tz_convert("America/New_York")
+    return flights.assign(
+        route=features.route_of(flights),
+        event_timestamp=flights["sched_dep_at"] - settings.prediction_lead,
+        dep_hour=local.dt.hour,
+        day_of_week=local.dt.dayofweek,
+        month=local.dt.month,
+    )[
+        [
+            "flight_id", "event_timestamp", "origin", "carrier", "route", "tailnum",
+            "dest", "distance", "dep_hour", "day_of_week", "month", "sched_dep_at",
+        ]
+    ]  # fmt: skip
+
+
+def training_set(settings: Settings, window: Interval) -> pd.DataFrame:
+    """The point-in-time training set for flights departing in `window`."""
+    from include.mlops.feature_store import historical_features, load_store
+
+    entities = entity_frame(settings, window)
+    return historical_features(load_store(settings), entities, all_feature_refs())
+
+
+def all_feature_refs() -> list[str]:
+    """Every feature of the repository as `view:feature`."""
+    from include.feature_repo import definitions
+
+    return [f"{view.name}:{field.name}" for view in definitions.FEATURE_VIEWS for field in view.features]
+
+
+def day_intervals(interval: Interval) -> list[Interval]:
+    days, cursor = [], interval.start
+    while cursor < interval.end:
+        days.append(Interval(cursor, min(cursor + timedelta(days=1), interval.end)))
+        cursor = days[-1].end
+    return days
+
+
+def _history_gaps(lake: Lake, interval: Interval, history: timedelta) -> list[Interval]:
+    before = Interval(interval.start - history, interval.start)
+    held = lake.covered("clean", "flight_outcomes", before)
+    return [day for day in day_intervals(before) if not any(h.start <= day.start and day.end <= h.end for h in held)]
+
+
+def _fetch(lake: Lake, source: FlightSource, interval: Interval, tables: tuple[str, ...]) -> list[Batch]:
+    readers = {"flight_outcomes": source.flight_outcomes, "weather": source.weather}
+    batches = []
+    for table in tables:
+        frame = readers[table](interval.start, interval.end)
+        path = lake.archive("raw", table, interval.key, frame)
+        log.info("Kept %d raw %s rows for %s at %s", len(frame), table, interval, path)
+        batches.append(Batch(table, interval.key, str(path)))
+    return batches
+
+
+def _read_clean(lake: Lake, table: str, within: Interval) -> pd.DataFrame:
+    table_schema: TableSchema = SCHEMAS[table]
+    rows = lake.read("clean", table, within, table_schema.time_column, list(table_schema.key))
+    if rows.empty:
+        raise DataValidationError(f"no clean {table} rows in the lake for {within}: run ingest and validate first")
+    return rows
+
+
+def _read_reference(lake: Lake, table: str) -> pd.DataFrame:
+    import pandas as pd
+
+    path = lake.partition_path("clean", table, REFERENCE)
+    if not path.exists():
+        raise DataValidationError(f"no clean {table} reference table at {path}: run ingest and validate first")
+    return pd.read_parquet(path)

