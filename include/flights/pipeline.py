@@ -103,9 +103,7 @@ def build_features(settings: Settings, interval: Interval) -> dict[str, int]:
 
     written = {"weather": features.weather_features(weather)}
     for view, key in features.OPERATIONS_KEYS.items():
-        written[view] = features.operations_features(
-            outcomes, key, interval.start, interval.end, settings.late_minutes
-        )
+        written[view] = features.operations_features(outcomes, key, interval.start, interval.end, settings.late_minutes)
     for view, frame in written.items():
         lake.write_partition("features", view, interval.key, frame)
     lake.write_partition("features", "aircraft", REFERENCE, features.aircraft_features(planes))
@@ -147,10 +145,14 @@ def entity_frame(settings: Settings, window: Interval) -> pd.DataFrame:
     if outcomes.empty:
         raise DataValidationError(f"no clean flight outcomes in the lake for {window}: run the feature pipeline first")
     flights = outcomes[(outcomes["sched_dep_at"] >= window.start) & (outcomes["sched_dep_at"] < window.end)]
-    return request_features(flights, settings).assign(
-        is_late=(flights["arr_delay"].isna() | (flights["arr_delay"] >= settings.late_minutes)).astype("int64"),
-        label_at=flights["outcome_at"],
-    ).reset_index(drop=True)
+    return (
+        request_features(flights, settings)
+        .assign(
+            is_late=(flights["arr_delay"].isna() | (flights["arr_delay"] >= settings.late_minutes)).astype("int64"),
+            label_at=flights["outcome_at"],
+        )
+        .reset_index(drop=True)
+    )
 
 
 def request_features(flights: pd.DataFrame, settings: Settings) -> pd.DataFrame:

@@ -15,7 +15,6 @@ All timestamps are timezone-aware UTC. To plug in another data source, implement
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -117,9 +116,7 @@ class Nycflights13Source:
         """All 2013 flights in canonical columns, sorted by outcome time, loaded once."""
         import pandas as pd
 
-        with zipfile.ZipFile(self.data_dir / "flights.csv.zip") as archive:
-            with archive.open("flights.csv") as handle:
-                raw = pd.read_csv(handle)
+        raw = pd.read_csv(self.data_dir / "flights.csv.zip")
         airports = pd.read_csv(self.data_dir / "airports.csv", usecols=["faa", "tzone"])
         zones = dict(zip(airports["faa"], airports["tzone"], strict=True)) | MISSING_DEST_TIMEZONES
 
@@ -178,9 +175,7 @@ def _local_to_utc(raw: pd.DataFrame, hhmm: pd.Series, zones: pd.Series) -> pd.Se
     import pandas as pd
 
     hhmm = hhmm % 2400  # 2400 means midnight
-    naive = pd.to_datetime(raw[["year", "month", "day"]]) + pd.to_timedelta(
-        (hhmm // 100) * 60 + hhmm % 100, unit="min"
-    )
+    naive = pd.to_datetime(raw[["year", "month", "day"]]) + pd.to_timedelta((hhmm // 100) * 60 + hhmm % 100, unit="min")
     result = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
     for zone, rows in zones.groupby(zones).groups.items():
         # The ambiguous hour of the autumn DST change is read as standard time.

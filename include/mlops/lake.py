@@ -18,9 +18,9 @@ import gzip
 import hashlib
 import os
 import tempfile
-from io import StringIO
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,10 +41,10 @@ class Interval:
         for name, value in (("start", self.start), ("end", self.end)):
             if value.tzinfo is None:
                 raise ValueError(f"interval {name} must be timezone-aware, got {value!r}")
+        object.__setattr__(self, "start", _plain_utc(self.start))
+        object.__setattr__(self, "end", _plain_utc(self.end))
         if self.end <= self.start:
             raise ValueError(f"empty interval: end {self.end.isoformat()} is not after start {self.start.isoformat()}")
-        object.__setattr__(self, "start", self.start.astimezone(UTC))
-        object.__setattr__(self, "end", self.end.astimezone(UTC))
 
     @property
     def key(self) -> str:
@@ -125,6 +125,12 @@ class Lake:
         rows = pd.concat(frames, ignore_index=True)
         rows = rows[(rows[time_column] >= within.start) & (rows[time_column] < within.end)]
         return rows.drop_duplicates(subset=key, keep="last").sort_values(time_column).reset_index(drop=True)
+
+
+def _plain_utc(value: datetime) -> datetime:
+    """A standard-library UTC datetime (Airflow hands out pendulum ones, whose arithmetic differs)."""
+    v = value.astimezone(UTC)
+    return datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tzinfo=UTC)
 
 
 def _ensure_dir(path: Path) -> Path:

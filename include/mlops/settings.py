@@ -51,7 +51,8 @@ class Settings:
             raise SettingsError("MLOPS_HISTORY_DAYS must be at least 7: the longest trailing window is 7 days")
         if self.profile == "production" and not (self.feast_registry_url and self.feast_redis):
             raise SettingsError(
-                "the production profile needs MLOPS_FEAST_REGISTRY_URL (PostgreSQL) and MLOPS_FEAST_REDIS (host:port,db=N)"
+                "the production profile needs MLOPS_FEAST_REGISTRY_URL (a PostgreSQL URL) "
+                "and MLOPS_FEAST_REDIS (host:port,db=N)"
             )
 
     @property

@@ -145,9 +145,7 @@ def validate(
             flag(~null & ~values.isin(column.allowed).to_numpy(), f"{name}: unknown value")
         null_share = float(null.mean()) if len(null) else 0.0
         if null_share > column.max_null_share:
-            problems.append(
-                f"column {name} is {null_share:.0%} null (at most {column.max_null_share:.0%} expected)"
-            )
+            problems.append(f"column {name} is {null_share:.0%} null (at most {column.max_null_share:.0%} expected)")
         typed[name] = values
 
     if schema.time_column and start is not None and end is not None:

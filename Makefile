@@ -1,0 +1,61 @@
+# The two commands of the README: `make up` runs the system, `make test` passes the tests.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STATE ?= $(CURDIR)/state
+UV_VERSION := 0.13.9
+
+# Embedded default: Airflow standalone on SQLite, everything under $(STATE).
+export PYTHONPATH := $(CURDIR)
+export MLOPS_STATE_DIR ?= $(STATE)
+export AIRFLOW_HOME ?= $(STATE)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
+export AIRFLOW__API__PORT ?= 8080
+
+.PHONY: install up test lint format bench lock clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# uv installs in seconds; plain pip is the fallback when uv cannot be had.
+$(VENV)/.installed: $(BIN)/python requirements.lock
+	@if $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"; then \
+		$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock; \
+	else \
+		$(BIN)/python -m pip install -r requirements.lock; \
+	fi
+	touch $@
+
+install: $(VENV)/.installed
+
+up: install
+	@bash scripts/up.sh
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python -m bench
+
+# Re-resolve the pinned set after editing requirements.txt.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip compile --python-version 3.11 requirements.txt -o requirements.lock
+
+clean:
+	rm -rf $(STATE)

@@ -1,0 +1,1 @@
+"""The project's Airflow extension: assets, context helpers, and (later) operators, hooks, links."""
