@@ -138,4 +138,6 @@ def _typed_operations(frame: pd.DataFrame, key: str) -> pd.DataFrame:
 
 def _unix_seconds(stamps: pd.Series) -> pd.Series:
     """A row's own timestamp as a feature, so that consumers can check it is not in the future."""
-    return (stamps.astype("int64") // 1_000_000_000).astype("int64")
+    import pandas as pd
+
+    return ((stamps - pd.Timestamp(EPOCH)) // pd.Timedelta(seconds=1)).astype("int64")

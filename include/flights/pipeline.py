@@ -62,32 +62,28 @@ def ingest(settings: Settings, interval: Interval, source: FlightSource | None =
 
 
 def validate_batches(settings: Settings, batches: list[Batch]) -> list[dict[str, object]]:
-    """Validate raw batches: clean rows to the lake, rejected rows to quarantine, then judge.
+    """Validate raw batches: rejected rows to quarantine, accepted batches to the clean zone.
 
-    Every batch is written before any failure is raised, so nothing is lost.
+    Every batch is judged and its rejected rows kept before any failure is raised; a batch
+    that fails leaves the clean zone as it was. Raw batches are never touched.
     """
     lake = Lake(settings.lake_dir)
     summaries, failures = [], []
     for batch in batches:
-        table_schema = SCHEMAS[batch.table]
         raw = lake.read_archive(Path(batch.raw))
         window = Interval.from_key(batch.part) if batch.part != REFERENCE else None
         try:
-            result = validate(raw, table_schema, *((window.start, window.end) if window else ()))
-        except DataValidationError as error:
-            failures.append(f"{error} (interval {batch.part}, raw kept at {batch.raw})")
-            continue
-        if len(result.rejected):
-            quarantined = lake.archive("quarantine", batch.table, batch.part, result.rejected)
-            log.warning("%s %s: %d rows quarantined at %s", batch.table, batch.part, len(result.rejected), quarantined)
-        lake.write_partition("clean", batch.table, batch.part, result.valid)
-        summary = result.summary() | {"part": batch.part}
-        summaries.append(summary)
-        log.info("Validated %s", summary)
-        try:
+            result = validate(raw, SCHEMAS[batch.table], *((window.start, window.end) if window else ()))
+            if len(result.rejected):
+                kept = lake.archive("quarantine", batch.table, batch.part, result.rejected)
+                log.warning("%s %s: %d rows quarantined at %s", batch.table, batch.part, len(result.rejected), kept)
+            summaries.append(result.summary() | {"part": batch.part})
+            log.info("Validated %s", summaries[-1])
             result.raise_for_problems(settings.max_reject_rate)
         except DataValidationError as error:
             failures.append(f"{error} (interval {batch.part}, raw kept at {batch.raw})")
+            continue
+        lake.write_partition("clean", batch.table, batch.part, result.valid)
     if failures:
         raise DataValidationError("; ".join(failures))
     return summaries

@@ -69,7 +69,8 @@ def apply_if_changed(store: FeatureStore, objects: Sequence[object]) -> list[str
     changed = [
         f"{diff.feast_object_type.value} {diff.name}"
         for diff in registry_diff.feast_object_diffs
-        if diff.transition_type in (TransitionType.CREATE, TransitionType.UPDATE)
+        if diff.transition_type == TransitionType.CREATE
+        or (diff.transition_type == TransitionType.UPDATE and _differs(diff))
     ]
     if changed:
         log.info("Applying changed Feast definitions: %s", ", ".join(changed))
@@ -77,6 +78,24 @@ def apply_if_changed(store: FeatureStore, objects: Sequence[object]) -> list[str
     else:
         log.info("Feast definitions unchanged; nothing applied")
     return changed
+
+
+def _differs(diff: object) -> bool:
+    """Whether an update changes a definition, not only the bookkeeping timestamps a registry keeps."""
+    from google.protobuf.message import Message
+
+    def definition(value: object) -> object:
+        if isinstance(value, Message) and "meta" in value.DESCRIPTOR.fields_by_name:
+            stripped = type(value)()
+            stripped.CopyFrom(value)
+            stripped.ClearField("meta")
+            return stripped
+        return value
+
+    return (
+        any(definition(p.val_existing) != definition(p.val_declared) for p in diff.feast_object_property_diffs)
+        or not diff.feast_object_property_diffs
+    )
 
 
 def anchor_source(view: FeatureView, root: Path) -> FeatureView:

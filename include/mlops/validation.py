@@ -107,6 +107,12 @@ def validate(
     import numpy as np
     import pandas as pd
 
+    if frame.empty:
+        # An empty batch (which may not even carry its columns) is judged by its size alone.
+        window = f" in [{start.isoformat()}, {end.isoformat()})" if start and end else ""
+        problems = [f"0 rows{window}, expected at least {schema.min_rows}"] if schema.min_rows else []
+        nothing = pd.DataFrame(columns=list(schema.columns))
+        return ValidationResult(schema.name, nothing, nothing.assign(**{REASON_COLUMN: []}), problems)
     missing = [name for name in schema.columns if name not in frame.columns]
     if missing:
         raise DataValidationError(
@@ -116,8 +122,7 @@ def validate(
     frame = frame.reset_index(drop=True)
     problems: list[str] = []
     if len(frame) < schema.min_rows:
-        window = f" in [{start.isoformat()}, {end.isoformat()})" if start and end else ""
-        problems.append(f"{len(frame)} rows{window}, expected at least {schema.min_rows}")
+        problems.append(f"{len(frame)} rows, expected at least {schema.min_rows}")
 
     typed = pd.DataFrame(index=frame.index)
     reasons = [[] for _ in range(len(frame))]

@@ -1,0 +1,70 @@
+"""Shared fixtures. Airflow reads its configuration on import, so the environment is set first:
+every test session gets its own Airflow home (SQLite) and its own state folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_SESSION_DIR / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "MLOPS_STATE_DIR": str(_SESSION_DIR / "state"),
+        "MLOPS_PROFILE": "embedded",
+    }
+)
+
+from include.flights.source import Nycflights13Source  # noqa: E402
+from include.mlops.lake import Interval  # noqa: E402
+from include.mlops.settings import Settings  # noqa: E402
+
+# Real replay days: 2026-11-16 .. 2026-11-30 replays 2013-12-02 .. 2013-12-16, a stormy fortnight.
+BUILT = Interval(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def source() -> Nycflights13Source:
+    return Nycflights13Source()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on a fresh, empty state folder."""
+    return Settings(state_dir=tmp_path / "state")
+
+
+@pytest.fixture(scope="session")
+def built(source: Nycflights13Source) -> Settings:
+    """A state folder with a week of features built, applied and materialized (shared, read-only)."""
+    from include.flights import pipeline
+
+    settings = Settings(state_dir=_SESSION_DIR / "built")
+    batches = pipeline.ingest(settings, BUILT, source)
+    pipeline.validate_batches(settings, batches)
+    pipeline.build_features(settings, BUILT)
+    pipeline.apply_definitions(settings)
+    pipeline.materialize(settings, BUILT)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata database (SQLite) for this session."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ,
+    )
+    return Path(os.environ["AIRFLOW_HOME"])

@@ -1,0 +1,57 @@
+"""Feast helpers: apply only on change, feature services per model version, the embedded layout."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import pytest
+
+from include.feature_repo import definitions
+from include.flights import pipeline
+from include.mlops.feature_store import (
+    apply_if_changed,
+    feature_service_name,
+    load_store,
+    register_feature_service,
+)
+from include.mlops.settings import Settings
+
+
+def test_definitions_are_applied_only_when_they_change(settings: Settings) -> None:
+    store = load_store(settings)
+    objects = [*definitions.ENTITIES, *definitions.FEATURE_VIEWS]
+    first = apply_if_changed(store, objects)
+    assert "feature view route_ops" in first
+    assert apply_if_changed(load_store(settings), objects) == []
+
+    longer = copy.copy(definitions.weather)
+    longer.ttl = timedelta(hours=6)
+    assert apply_if_changed(load_store(settings), [*definitions.ENTITIES, longer]) == ["feature view weather"]
+    assert load_store(settings).get_feature_view("weather").ttl == timedelta(hours=6)
+
+
+def test_embedded_state_lives_in_the_state_folder(settings: Settings) -> None:
+    pipeline.apply_definitions(settings)
+    assert (settings.feast_dir / "registry.db").is_file()
+    source = load_store(settings).get_feature_view("route_ops").batch_source
+    assert source.path == str(settings.state_dir / "lake/features/route_ops/*.parquet")
+
+
+def test_one_feature_service_per_model_version(settings: Settings) -> None:
+    pipeline.apply_definitions(settings)
+    store = load_store(settings)
+    views = [store.get_feature_view("weather"), store.get_feature_view("route_ops")]
+    service = register_feature_service(store, "flight_delay", 3, views, description="test")
+    assert service.name == "flight_delay_v3"
+    fetched = load_store(settings).get_feature_service("flight_delay_v3")
+    assert [p.name for p in fetched.feature_view_projections] == ["weather", "route_ops"]
+    # Registering definitions again leaves the model's feature service alone.
+    assert pipeline.apply_definitions(settings) == []
+    assert load_store(settings).get_feature_service("flight_delay_v3")
+
+
+@pytest.mark.parametrize(("model", "version"), [("", 1), ("m", "latest"), ("m", -1)])
+def test_feature_service_name_needs_a_model_and_a_numeric_version(model: str, version: object) -> None:
+    with pytest.raises(ValueError, match="numeric version"):
+        feature_service_name(model, version)

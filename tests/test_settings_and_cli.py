@@ -1,0 +1,79 @@
+"""Settings from the environment, and the command line that runs each step outside Airflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from include.mlops.settings import Settings, SettingsError
+from tests.conftest import BUILT
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_settings_read_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "MLOPS_STATE_DIR": str(tmp_path),
+            "MLOPS_PREDICTION_LEAD_MINUTES": "90",
+            "MLOPS_MAX_REJECT_RATE": "0.1",
+            "MLOPS_HISTORY_DAYS": "14",
+        }
+    )
+    assert settings.state_dir == tmp_path
+    assert settings.prediction_lead == timedelta(minutes=90)
+    assert settings.max_reject_rate == 0.1
+    assert settings.history == timedelta(days=14)
+    assert Settings.from_env({}).profile == "embedded"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"MLOPS_MAX_REJECT_RATE": "lots"}, "MLOPS_MAX_REJECT_RATE must be a float, got 'lots'"),
+        ({"MLOPS_MAX_REJECT_RATE": "1.5"}, r"within \[0, 1\]"),
+        ({"MLOPS_PROFILE": "cloud"}, "'embedded' or 'production'"),
+        ({"MLOPS_HISTORY_DAYS": "3"}, "at least 7"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_variable_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(environ)
+
+
+def cli(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"MLOPS_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "include.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+
+
+def test_cli_builds_a_training_set_into_parquet(built: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "train.parquet"
+    result = cli(
+        "training-set", "--start", "2026-11-24", "--end", "2026-11-25", "--out", str(out), state=built.state_dir
+    )
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_parquet(out)
+    assert 800 < len(frame) < 1200
+    assert {"is_late", "event_timestamp", "route_ops__late_share_24h", "weather__temp"} <= set(frame.columns)
+    assert BUILT.start <= frame["sched_dep_at"].min()
+
+
+def test_cli_names_a_bad_interval(tmp_path: Path) -> None:
+    result = cli("features", "--start", "2026-11-25", "--end", "2026-11-24", state=tmp_path)
+    assert result.returncode == 2
+    assert "error: empty interval: end 2026-11-24T00:00:00+00:00 is not after start" in result.stderr
+
+
+def test_cli_explains_a_missing_lake(tmp_path: Path) -> None:
+    result = cli("features", "--start", "2026-11-24", "--end", "2026-11-25", state=tmp_path)
+    assert result.returncode == 2
+    assert "no clean flight_outcomes rows in the lake" in result.stderr
+    assert "run ingest and validate first" in result.stderr
