@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=.venv/bin
+export PATH="$PWD/$bin:$PATH"  # standalone starts its components as `airflow ...`
 mkdir -p "$AIRFLOW_HOME" "$MLOPS_STATE_DIR"
 
 # Standalone generates the admin password on first start and keeps it here.
@@ -26,6 +27,10 @@ for _ in $(seq 1 180); do
   fi
   sleep 2
 done
+if ! curl -fsS "$url/api/v2/monitor/health" >/dev/null 2>&1; then
+  echo "Airflow did not answer at $url within 6 minutes; see $AIRFLOW_HOME/standalone.log" >&2
+  exit 1
+fi
 
 password=$("$bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$passwords")
 cat <<INFO

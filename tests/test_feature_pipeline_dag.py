@@ -54,3 +54,16 @@ def test_online_store_serves_the_days_airports_carriers_routes_and_aircraft(
     known_planes = flights["tailnum"].isin(source.planes()["tailnum"]).to_numpy()
     assert known_planes.sum() > 500
     assert online.loc[known_planes, "aircraft__seats"].notna().all()
+
+
+def test_the_run_updates_the_flight_features_asset(dag_run) -> None:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .filter(AssetEvent.source_dag_id == "feature_pipeline", AssetEvent.source_run_id == dag_run.run_id)
+            .all()
+        )
+        assert [(event.asset.name, event.source_task_id) for event in events] == [("flight_features", "materialize")]

@@ -2,5 +2,5 @@
 
 from airflow.sdk import Asset
 
-# The day's features are in the offline store and materialized online.
-FLIGHT_FEATURES = Asset(name="flight_features", uri="file:///mlops/features/flights", group="features")
+# The day's features are in the offline store (state/lake/features) and materialized online.
+FLIGHT_FEATURES = Asset(name="flight_features", group="features")
