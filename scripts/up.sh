@@ -11,9 +11,10 @@ mkdir -p "$AIRFLOW_HOME" "$MLOPS_STATE_DIR"
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 url="http://localhost:${AIRFLOW__API__PORT}"
 
-"$bin/airflow" standalone > "$AIRFLOW_HOME/standalone.log" 2>&1 &
+# Its own process group, so that stopping `make up` stops every Airflow component with it.
+setsid "$bin/airflow" standalone > "$AIRFLOW_HOME/standalone.log" 2>&1 &
 airflow_pid=$!
-trap 'kill "$airflow_pid" 2>/dev/null; wait "$airflow_pid" 2>/dev/null' INT TERM EXIT
+trap 'kill -TERM -- "-$airflow_pid" 2>/dev/null; wait "$airflow_pid" 2>/dev/null' INT TERM EXIT
 
 echo "Starting Airflow (log: $AIRFLOW_HOME/standalone.log) ..."
 for _ in $(seq 1 180); do
