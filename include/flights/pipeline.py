@@ -43,13 +43,9 @@ class Batch:
         return {"table": self.table, "part": self.part, "raw": self.raw}
 
 
-def default_source() -> FlightSource:
-    return Nycflights13Source()
-
-
 def ingest(settings: Settings, interval: Interval, source: FlightSource | None = None) -> list[Batch]:
     """Keep the interval's raw batches, plus those of history days the lake does not hold."""
-    source = source or default_source()
+    source = source or Nycflights13Source()
     lake = Lake(settings.lake_dir)
     batches = []
     for day in _history_gaps(lake, interval, settings.history):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING
@@ -125,7 +125,8 @@ def anchor_source(view: FeatureView, root: Path) -> FeatureView:
 def materialize(store: FeatureStore, start: datetime, end: datetime, views: Sequence[str]) -> None:
     """Load the offline rows stamped in [start, end) of `views` into the online store."""
     log.info("Materializing %s over [%s, %s)", ", ".join(views), start.isoformat(), end.isoformat())
-    store.materialize(start_date=start, end_date=end, feature_views=list(views))
+    # Feast's window includes its end; a row stamped at `end` belongs to the next interval.
+    store.materialize(start_date=start, end_date=end - timedelta(microseconds=1), feature_views=list(views))
 
 
 def feature_service_name(model: str, version: int | str) -> str:
