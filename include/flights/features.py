@@ -114,7 +114,7 @@ def operations_features(
             data[f"n_flights_{window}"] = sums["n"]
             data[f"late_share_{window}"] = np.where(sums["n"] > 0, sums["late"] / sums["n"], np.nan)
             data[f"mean_arr_delay_{window}"] = np.where(sums["arrived"] > 0, sums["delay"] / sums["arrived"], np.nan)
-    active = data[f"n_flights_{'7d'}"] > 0
+    active = data["n_flights_7d"] > 0
     key_index, grid_index = np.nonzero(active)
     frame = pd.DataFrame(
         {
