@@ -5,6 +5,7 @@
     python -m include.cli materialize  --start 2026-11-26 --end 2026-11-27
     python -m include.cli feature-pipeline --start 2026-11-26 --end 2026-11-27   # all of the above
     python -m include.cli training-set --start 2026-11-20 --end 2026-11-27 --out train.parquet
+    python -m include.cli train --start 2026-10-01 --end 2026-11-26 --configurations 4
 
 Dates are UTC days (or ISO datetimes with a zone); the interval is [start, end).
 Settings come from the environment (MLOPS_*), as in Airflow.
@@ -64,12 +65,20 @@ def _training_set(settings: Settings, interval: Interval, args: argparse.Namespa
     return {"rows": len(frame), "columns": len(frame.columns), "path": str(args.out)}
 
 
+def _train(settings: Settings, interval: Interval, args: argparse.Namespace) -> object:
+    from include.flights import model, training
+
+    base = model.ModelConfig(family=args.family, seed=args.seed)
+    return training.train(settings, interval, base, configurations=args.configurations, reason=args.reason)
+
+
 STEPS = {
     "ingest": (_ingest, "fetch the interval's raw data, keep it, validate it (quarantining bad rows)"),
     "features": (_features, "build the interval's feature partitions in the offline store"),
     "materialize": (_materialize, "apply changed Feast definitions and load the interval into the online store"),
     "feature-pipeline": (_feature_pipeline, "ingest, features and materialize in one go"),
     "training-set": (_training_set, "build a point-in-time training set into a Parquet file"),
+    "train": (_train, "train, log to MLflow and register a model version, as the training DAG does"),
 }
 
 
@@ -82,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--end", type=_instant, required=True, help="interval end, exclusive (UTC)")
         if name == "training-set":
             command.add_argument("--out", type=Path, required=True, help="Parquet file to write")
+        if name == "train":
+            command.add_argument("--family", default="hist_gradient_boosting", help="model family")
+            command.add_argument("--configurations", type=int, default=1, help="configurations searched")
+            command.add_argument("--seed", type=int, default=42)
+            command.add_argument("--reason", default="manual (command line)", help="why this run")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -37,6 +37,8 @@ class Settings:
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
     materialize_overlap: timedelta = DEFAULT_MATERIALIZE_OVERLAP
     history: timedelta = DEFAULT_HISTORY
+    mlflow_tracking_uri: str | None = None  # None: SQLite in the state folder
+    model_name: str = "flight_delay"
     feast_registry_url: str | None = None
     feast_redis: str | None = None
 
@@ -63,6 +65,14 @@ class Settings:
     def feast_dir(self) -> Path:
         return self.state_dir / "feast"
 
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.state_dir / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -88,6 +98,8 @@ class Settings:
                 hours=number("MLOPS_MATERIALIZE_OVERLAP_HOURS", DEFAULT_MATERIALIZE_OVERLAP / timedelta(hours=1))
             ),
             history=timedelta(days=number("MLOPS_HISTORY_DAYS", DEFAULT_HISTORY.days, int)),
+            mlflow_tracking_uri=env.get("MLOPS_MLFLOW_TRACKING_URI") or None,
+            model_name=env.get("MLOPS_MODEL_NAME") or "flight_delay",
             feast_registry_url=env.get("MLOPS_FEAST_REGISTRY_URL") or None,
             feast_redis=env.get("MLOPS_FEAST_REDIS") or None,
         )

@@ -1,0 +1,251 @@
+"""Training steps of the flights model; the training DAG's tasks and the CLI call these.
+
+A training run is one parent MLflow run with one nested run per searched configuration:
+
+1. `prepare`: the point-in-time training set of the window's flights whose labels landed
+   before the window's end, checked (not empty, enough rows, both classes, every feature
+   served), then split by time: the most recent `validation_fraction` of the window is
+   validation, and training keeps only labels known before validation starts.
+2. `train_candidate`: fit one configuration, evaluate it on validation, log everything.
+3. `register_best`: the best candidate on validation ROC AUC becomes a model version, with
+   its Feast feature service `<model>_v<version>`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from include.flights import model, pipeline
+from include.mlops import tracking
+from include.mlops.evaluation import evaluate
+from include.mlops.lake import Interval
+from include.mlops.settings import Settings
+from include.mlops.validation import DataValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.3  # about 1.5x the base rate of late flights: catches most of them
+REFERENCE_ROWS = 5000
+IMPORTANCE_ROWS = 5000
+
+
+class TrainingDataError(ValueError):
+    """The training data cannot give a trustworthy model; the message says why."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A training set split by time, kept as Parquet files for the training tasks."""
+
+    window: str
+    cutoff: str
+    train_path: str
+    validation_path: str
+    train_rows: int
+    validation_rows: int
+    features: list[str]
+
+
+def prepare(
+    settings: Settings,
+    window: Interval,
+    run_id: str,
+    validation_fraction: float = 0.2,
+    min_rows: int = 1000,
+) -> Prepared:
+    """Build, check and split the training set of `window`; fail before training if it is unfit."""
+    if not 0 < validation_fraction < 1:
+        raise TrainingDataError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
+    try:
+        frame = pipeline.training_set(settings, window)
+    except DataValidationError as error:
+        raise TrainingDataError(f"no training data for {window}: {error}") from None
+    labelled = frame[frame["label_at"] < window.end].reset_index(drop=True)
+    if labelled.empty:
+        raise TrainingDataError(f"empty window: no flight in {window} has a landed label")
+    features = [*model.CATEGORICAL, *model.numeric_features(pipeline.all_feature_refs())]
+    missing = [c for c in features if c not in labelled.columns or labelled[c].isna().all()]
+    if missing:
+        raise TrainingDataError(f"features missing from the feature service for {window}: {', '.join(missing)}")
+
+    # Floats throughout: any numeric feature may be missing when the model is served.
+    numeric = [c for c in features if c not in model.CATEGORICAL]
+    labelled[numeric] = labelled[numeric].astype("float64")
+    cutoff = window.start + (window.end - window.start) * (1 - validation_fraction)
+    validation = labelled[labelled["sched_dep_at"] >= cutoff]
+    train = labelled[(labelled["sched_dep_at"] < cutoff) & (labelled["label_at"] < cutoff)]
+    for name, part in (("training", train), ("validation", validation)):
+        if len(part) < min_rows:
+            raise TrainingDataError(f"too few rows: {len(part)} {name} rows in {window}, at least {min_rows} needed")
+        classes = part[model.LABEL].nunique()
+        if classes < 2:
+            raise TrainingDataError(f"single-class labels: every {name} flight in {window} has the same label")
+    folder = settings.state_dir / "training" / run_id
+    return Prepared(
+        window=window.key,
+        cutoff=cutoff.isoformat(),
+        train_path=tracking.save_frame(train, folder / "train.parquet"),
+        validation_path=tracking.save_frame(validation, folder / "validation.parquet"),
+        train_rows=len(train),
+        validation_rows=len(validation),
+        features=features,
+    )
+
+
+def train_candidate(
+    settings: Settings,
+    prepared: Prepared,
+    config: model.ModelConfig,
+    parent_run_id: str,
+    tags: dict[str, str],
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, object]:
+    """Fit and evaluate one configuration in a nested MLflow run; return its run id and metrics."""
+    import mlflow
+    import pandas as pd
+
+    run_id = tracking.start_run(settings, f"{config.family}", tags, parent_run_id=parent_run_id)
+    try:
+        with mlflow.start_run(run_id=run_id):
+            train, validation = pd.read_parquet(prepared.train_path), pd.read_parquet(prepared.validation_path)
+            result = _fit_and_log(prepared, config, train, validation, threshold)
+    except Exception as error:
+        tracking.fail_run(run_id, error)
+        raise
+    return {"run_id": run_id, "config": asdict(config), **result}
+
+
+def _fit_and_log(
+    prepared: Prepared,
+    config: model.ModelConfig,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    threshold: float,
+) -> dict[str, object]:
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.inspection import permutation_importance
+
+    numeric = [c for c in prepared.features if c not in model.CATEGORICAL]
+    x_train, x_valid = train[prepared.features], validation[prepared.features]
+    mlflow.log_params(
+        config.params() | {"threshold": threshold, "train_rows": len(train), "validation_rows": len(validation)}
+    )
+    tracking.log_dataset(train, "training", prepared.train_path, "training", model.LABEL)
+    tracking.log_dataset(validation, "validation", prepared.validation_path, "validation", model.LABEL)
+
+    started = time.perf_counter()
+    pipe = model.build_pipeline(config, numeric).fit(x_train, train[model.LABEL])
+    fit_seconds = time.perf_counter() - started
+    p = pipe.predict_proba(x_valid)[:, 1]
+    evaluation = evaluate(validation[model.LABEL].to_numpy(), p, threshold, {s: validation[s] for s in model.SLICES})
+    mlflow.log_metrics(evaluation.flat() | {"fit_seconds": fit_seconds})
+    mlflow.log_dict(
+        {"threshold": threshold, "overall": evaluation.overall, "slices": evaluation.slices}, "evaluation.json"
+    )
+
+    sample = validation.sample(min(IMPORTANCE_ROWS, len(validation)), random_state=config.seed)
+    importance = permutation_importance(
+        pipe, sample[prepared.features], sample[model.LABEL], scoring="roc_auc", n_repeats=2, random_state=config.seed
+    )
+    tracking.log_figures(
+        tracking.evaluation_figures(
+            validation[model.LABEL].to_numpy(), p, threshold, pd.Series(importance.importances_mean, prepared.features)
+        )
+    )
+    reference = train.sample(min(REFERENCE_ROWS, len(train)), random_state=config.seed)[prepared.features]
+    mlflow.log_table(
+        reference.assign(**{c: reference[c].astype(str) for c in model.CATEGORICAL}), "reference/training_features.json"
+    )
+    example = x_valid.head(5)
+    logged = mlflow.sklearn.log_model(
+        pipe,
+        name="model",
+        signature=infer_signature(example, pipe.predict_proba(example)[:, 1]),
+        input_example=example,
+        serialization_format="skops",
+        skops_trusted_types=model.SKOPS_TRUSTED_TYPES,
+    )
+    return {"metrics": evaluation.overall, "model_uri": logged.model_uri}
+
+
+def best(candidates: list[dict[str, object]], metric: str = "roc_auc") -> dict[str, object]:
+    """The candidate with the highest validation `metric` (the first one on a tie)."""
+    if not candidates:
+        raise ValueError("no candidate was trained")
+    return max(candidates, key=lambda c: (c["metrics"][metric], -candidates.index(c)))  # type: ignore[index]
+
+
+def register_best(settings: Settings, candidates: list[dict[str, object]], parent_run_id: str) -> dict[str, object]:
+    """Register the best candidate as a model version and create its Feast feature service."""
+    from mlflow import MlflowClient
+
+    from include.feature_repo import definitions
+    from include.mlops.feature_store import load_store, register_feature_service
+
+    chosen = best(candidates)
+    tracking.connect(settings)
+    version = tracking.register(str(chosen["model_uri"]), settings.model_name)
+    store = load_store(settings)
+    service = register_feature_service(
+        store,
+        settings.model_name,
+        version,
+        [store.get_feature_view(view.name) for view in definitions.FEATURE_VIEWS],
+        description=f"features of {settings.model_name} version {version}",
+    )
+    client = MlflowClient()
+    for run_id in (str(chosen["run_id"]), parent_run_id):
+        client.set_tag(run_id, "feast.feature_service", service.name)
+    client.set_model_version_tag(settings.model_name, str(version), "feast.feature_service", service.name)
+    client.set_model_version_tag(settings.model_name, str(version), "parent_run_id", parent_run_id)
+    client.log_metric(parent_run_id, "best_roc_auc", chosen["metrics"]["roc_auc"])  # type: ignore[index]
+    log.info("Registered %s version %s from run %s", settings.model_name, version, chosen["run_id"])
+    return {
+        "model": settings.model_name,
+        "version": version,
+        "run_id": chosen["run_id"],
+        "feature_service": service.name,
+    }
+
+
+def run_tags(window: Interval, reason: str, airflow: dict[str, str] | None = None) -> dict[str, str]:
+    """The tags every training run carries: trigger reason, window, and who ran it."""
+    return {
+        "trigger_reason": reason,
+        "training_window.start": window.start.isoformat(),
+        "training_window.end": window.end.isoformat(),
+        **(airflow or {"airflow.dag_id": "-", "airflow.run_id": "-", "airflow.try_number": "-"}),
+    }
+
+
+def train(
+    settings: Settings,
+    window: Interval,
+    base: model.ModelConfig,
+    configurations: int = 1,
+    reason: str = "manual",
+    airflow: dict[str, str] | None = None,
+) -> dict[str, object]:
+    """A whole training run in one process (what the DAG does across tasks)."""
+    tags = run_tags(window, reason, airflow)
+    parent = tracking.start_run(settings, f"training {window.key}", tags)
+    try:
+        prepared = prepare(settings, window, parent)
+        candidates = [
+            train_candidate(settings, prepared, config, parent, tags)
+            for config in model.search_space(base, configurations)
+        ]
+        registered = register_best(settings, candidates, parent)
+    except Exception as error:
+        tracking.fail_run(parent, error)
+        raise
+    tracking.finish_run(parent)
+    return registered | {"parent_run_id": parent, "candidates": len(candidates)}

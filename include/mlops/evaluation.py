@@ -1,0 +1,70 @@
+"""Metrics of a binary classifier, overall and per slice, as plain numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "positive_rate")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Overall metrics, and per slice value the same metrics with the slice's size."""
+
+    overall: dict[str, float]
+    slices: dict[str, dict[str, dict[str, float]]]  # slice column -> value -> metrics (+ "size")
+    threshold: float
+
+    def flat(self) -> dict[str, float]:
+        """`metric` and `<slice>.<value>.<metric>` names, as MLflow metric keys."""
+        flat = dict(self.overall)
+        for column, values in self.slices.items():
+            for value, metrics in values.items():
+                flat.update({f"{column}.{value}.{name}": number for name, number in metrics.items()})
+        return flat
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """ROC AUC, PR AUC, log loss, Brier score, precision and recall at `threshold`.
+
+    Ranking metrics are NaN when only one class is present (a small slice, say).
+    """
+    import numpy as np
+    from sklearn import metrics
+
+    y, p = np.asarray(y), np.asarray(p)
+    predicted = p >= threshold
+    both = len(np.unique(y)) == 2
+    return {
+        "roc_auc": float(metrics.roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": float(metrics.average_precision_score(y, p)) if both else float("nan"),
+        "log_loss": float(metrics.log_loss(y, p, labels=[0, 1])),
+        "brier": float(metrics.brier_score_loss(y, p)),
+        "precision": float(metrics.precision_score(y, predicted, zero_division=0)),
+        "recall": float(metrics.recall_score(y, predicted, zero_division=0)),
+        "positive_rate": float(y.mean()),
+    }
+
+
+def evaluate(
+    y: np.ndarray, p: np.ndarray, threshold: float, slices: Mapping[str, pd.Series] | None = None
+) -> Evaluation:
+    """Metrics overall and for every value of every slice column (aligned with `y`)."""
+    import numpy as np
+
+    y, p = np.asarray(y), np.asarray(p)
+    by_slice: dict[str, dict[str, dict[str, float]]] = {}
+    for column, values in (slices or {}).items():
+        values = np.asarray(values)
+        by_slice[column] = {
+            str(value): binary_metrics(y[values == value], p[values == value], threshold)
+            | {"size": float((values == value).sum())}
+            for value in sorted(set(values) - {None})
+        }
+    return Evaluation(binary_metrics(y, p, threshold), by_slice, threshold)

@@ -1,0 +1,127 @@
+"""MLflow helpers: where tracking lives, runs that span processes, datasets, plots, registration."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from include.mlops.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "flight_delay_training"
+
+
+def connect(settings: Settings, experiment: str = EXPERIMENT) -> str:
+    """Point MLflow at the settings' tracking store and return the experiment's id.
+
+    The embedded default keeps its SQLite database and artifacts in the state folder.
+    """
+    import mlflow
+
+    if settings.mlflow_tracking_uri is None:
+        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    location = (settings.mlflow_dir / "artifacts").as_uri() if settings.mlflow_tracking_uri is None else None
+    return mlflow.create_experiment(experiment, artifact_location=location)
+
+
+def start_run(settings: Settings, name: str, tags: Mapping[str, str], parent_run_id: str | None = None) -> str:
+    """Create a run (nested under `parent_run_id` if given) that later steps resume by id."""
+    from mlflow import MlflowClient
+
+    experiment_id = connect(settings)
+    all_tags = dict(tags) | ({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})
+    return MlflowClient().create_run(experiment_id, tags=all_tags, run_name=name).info.run_id
+
+
+def fail_run(run_id: str, error: BaseException | str) -> None:
+    """Mark a run FAILED with the error that ended it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    client.set_tag(run_id, "error", str(error)[:5000])
+    client.set_terminated(run_id, status="FAILED")
+
+
+def finish_run(run_id: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_terminated(run_id, status="FINISHED")
+
+
+def log_dataset(frame: pd.DataFrame, name: str, source: str, context: str, targets: str) -> None:
+    """Record a data set (schema, digest, source) as an input of the active run."""
+    import mlflow
+
+    dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
+    mlflow.log_input(dataset, context=context)
+
+
+def log_figures(figures: Mapping[str, object]) -> None:
+    """Save each matplotlib figure as `plots/<name>.png` of the active run."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    for name, figure in figures.items():
+        mlflow.log_figure(figure, f"plots/{name}.png")
+        plt.close(figure)
+
+
+def evaluation_figures(
+    y: np.ndarray, p: np.ndarray, threshold: float, importance: pd.Series | None = None
+) -> dict[str, object]:
+    """The plots a person looks at: ROC and PR curves, calibration, confusion matrix, importance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.calibration import CalibrationDisplay
+    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+    figures = {}
+    for name, display in (
+        ("roc_curve", RocCurveDisplay.from_predictions),
+        ("pr_curve", PrecisionRecallDisplay.from_predictions),
+        ("calibration_curve", lambda y, p, ax: CalibrationDisplay.from_predictions(y, p, n_bins=10, ax=ax)),
+    ):
+        figure, axis = plt.subplots(figsize=(5, 5))
+        display(y, p, ax=axis)
+        axis.set_title(name.replace("_", " "))
+        figures[name] = figure
+    figure, axis = plt.subplots(figsize=(5, 5))
+    ConfusionMatrixDisplay.from_predictions(y, (p >= threshold).astype(int), ax=axis, colorbar=False)
+    axis.set_title(f"confusion matrix at {threshold:.2f}")
+    figures["confusion_matrix"] = figure
+    if importance is not None:
+        top = importance.sort_values().tail(25)
+        figure, axis = plt.subplots(figsize=(7, 8))
+        top.plot.barh(ax=axis)
+        axis.set_title("permutation importance (validation ROC AUC drop)")
+        figure.tight_layout()
+        figures["feature_importance"] = figure
+    return figures
+
+
+def register(model_uri: str, model_name: str) -> int:
+    """Register a logged model as a new version of `model_name`; return the version."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, model_name)
+    return int(version.version)
+
+
+def save_frame(frame: pd.DataFrame, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return str(path)

@@ -1,0 +1,130 @@
+"""Training on real weeks with real MLflow (SQLite in a temp folder) and real Feast."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from include.flights import model, pipeline, training
+from include.flights.source import Nycflights13Source
+from include.mlops import tracking
+from include.mlops.feature_store import load_store
+from include.mlops.lake import Interval
+from include.mlops.settings import Settings
+
+FEATURES = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
+WINDOW = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 22, tzinfo=UTC))
+FAST = model.ModelConfig(max_iter=30)
+
+
+@pytest.fixture(scope="module")
+def weeks(tmp_path_factory: pytest.TempPathFactory, source: Nycflights13Source) -> Path:
+    """A state folder with four weeks of features (copied per test, so runs do not mix)."""
+    settings = Settings(state_dir=tmp_path_factory.mktemp("weeks") / "state")
+    pipeline.validate_batches(settings, pipeline.ingest(settings, FEATURES, source))
+    pipeline.build_features(settings, FEATURES)
+    pipeline.apply_definitions(settings)
+    return settings.state_dir
+
+
+@pytest.fixture
+def fresh(weeks: Path, tmp_path: Path) -> Settings:
+    shutil.copytree(weeks, tmp_path / "state")
+    settings = Settings(state_dir=tmp_path / "state")
+    pipeline.apply_definitions(settings)  # the registry anchors sources at the state folder's path
+    return settings
+
+
+def test_a_training_run_records_everything_and_registers_a_version(fresh: Settings) -> None:
+    airflow = {"airflow.dag_id": "training_pipeline", "airflow.run_id": "manual__x", "airflow.try_number": "1"}
+    result = training.train(fresh, WINDOW, FAST, configurations=2, reason="test", airflow=airflow)
+    tracking.connect(fresh)
+    client = MlflowClient()
+
+    version = client.get_model_version("flight_delay", str(result["version"]))
+    assert version.tags["feast.feature_service"] == "flight_delay_v1"
+    run = client.get_run(version.run_id)
+    assert run.info.status == "FINISHED"
+    assert {"family", "learning_rate", "max_iter", "seed", "threshold", "train_rows"} <= set(run.data.params)
+    metrics = run.data.metrics
+    for name in ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall"):
+        assert 0 <= metrics[name] <= 10, name
+    assert metrics["roc_auc"] > 0.6
+    assert metrics["origin.JFK.size"] > 100 and "carrier.UA.roc_auc" in metrics
+    tags = run.data.tags
+    assert tags["airflow.dag_id"] == "training_pipeline" and tags["airflow.try_number"] == "1"
+    assert tags["trigger_reason"] == "test"
+    assert tags["feast.feature_service"] == "flight_delay_v1"
+    assert tags["training_window.start"] == WINDOW.start.isoformat()
+    assert tags["mlflow.parentRunId"] == result["parent_run_id"]
+
+    inputs = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"training", "validation"}
+    assert all(d.digest and d.source for d in inputs.values())
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    names = ("roc_curve", "pr_curve", "calibration_curve", "confusion_matrix", "feature_importance")
+    assert artifacts == {f"plots/{n}.png" for n in names}
+    assert client.list_artifacts(run.info.run_id, "reference")
+
+    logged = mlflow.models.get_model_info(version.source)
+    assert logged.signature is not None and logged.saved_input_example_info is not None
+    loaded = mlflow.sklearn.load_model(version.source)  # skops, with the trusted types saved beside it
+    assert (
+        loaded.predict_proba(mlflow.models.Model.load(version.source).load_input_example(version.source)).shape[1] == 2
+    )
+
+    children = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result['parent_run_id']}'"
+    )
+    assert len(children) == 2
+    assert load_store(fresh).get_feature_service("flight_delay_v1")
+
+
+def test_same_inputs_and_seed_give_identical_metrics(fresh: Settings) -> None:
+    prepared = training.prepare(fresh, WINDOW, "reproducible")
+    parent = tracking.start_run(fresh, "parent", training.run_tags(WINDOW, "test"))
+    config = replace(FAST, family="hist_gradient_boosting")
+    first = training.train_candidate(fresh, prepared, config, parent, {})
+    second = training.train_candidate(fresh, prepared, config, parent, {})
+    assert first["metrics"] == second["metrics"]
+    assert first["run_id"] != second["run_id"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"window": Interval(datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 12, tzinfo=UTC))}, "no training data"),
+        ({"settings": {"late_minutes": -10_000}}, "single-class labels: every training flight"),
+        ({"min_rows": 10**6}, "too few rows"),
+        ({"drop_view": "weather"}, "features missing from the feature service"),
+    ],
+    ids=["empty window", "single class", "too few rows", "missing features"],
+)
+def test_bad_training_data_fails_before_training_and_registers_nothing(
+    fresh: Settings, change: dict, message: str
+) -> None:
+    settings = replace(fresh, **change.get("settings", {}))
+    if "drop_view" in change:  # the view's partitions hold no rows: nothing to serve
+        for partition in (settings.lake_dir / "features" / change["drop_view"]).glob("*.parquet"):
+            pd.read_parquet(partition).iloc[0:0].to_parquet(partition)
+    window = change.get("window", WINDOW)
+    tags = training.run_tags(window, "test")
+    parent = tracking.start_run(settings, "bad input", tags)
+    with pytest.raises(training.TrainingDataError, match=message):
+        try:
+            training.prepare(settings, window, parent, min_rows=change.get("min_rows", 1000))
+        except training.TrainingDataError as error:
+            tracking.fail_run(parent, error)
+            raise
+    client = MlflowClient()
+    assert client.get_run(parent).info.status == "FAILED"
+    assert message.split(":")[0] in client.get_run(parent).data.tags["error"]
+    assert client.search_registered_models() == []
