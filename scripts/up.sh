@@ -11,10 +11,24 @@ mkdir -p "$AIRFLOW_HOME" "$MLOPS_STATE_DIR"
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 url="http://localhost:${AIRFLOW__API__PORT}"
 
-# Its own process group, so that stopping `make up` stops every Airflow component with it.
+mlflow_dir="$MLOPS_STATE_DIR/mlflow"
+mlflow_url="http://localhost:${MLFLOW_PORT:-5000}"
+mkdir -p "$mlflow_dir/artifacts"
+
+echo "Preparing the Airflow database and the training pool ..."
+"$bin/airflow" db migrate > "$AIRFLOW_HOME/migrate.log" 2>&1
+read -r pool slots < <(PYTHONPATH=plugins "$bin/python" -c \
+  'from mlops_airflow.pools import TRAINING_POOL as p, TRAINING_POOL_SLOTS as s; print(p, s)')
+"$bin/airflow" pools set "$pool" "$slots" "training runs (compute management)" > /dev/null
+
+# Each in its own process group, so that stopping `make up` stops every component with it.
 setsid "$bin/airflow" standalone > "$AIRFLOW_HOME/standalone.log" 2>&1 &
 airflow_pid=$!
-trap 'kill -TERM -- "-$airflow_pid" 2>/dev/null; wait "$airflow_pid" 2>/dev/null' INT TERM EXIT
+setsid "$bin/mlflow" server --host 127.0.0.1 --port "${MLFLOW_PORT:-5000}" \
+  --backend-store-uri "sqlite:///$mlflow_dir/mlflow.db" \
+  --default-artifact-root "file://$mlflow_dir/artifacts" > "$mlflow_dir/server.log" 2>&1 &
+mlflow_pid=$!
+trap 'kill -TERM -- "-$airflow_pid" "-$mlflow_pid" 2>/dev/null; wait 2>/dev/null' INT TERM EXIT
 
 echo "Starting Airflow (log: $AIRFLOW_HOME/standalone.log) ..."
 for _ in $(seq 1 180); do
@@ -33,13 +47,25 @@ if ! curl -fsS "$url/api/v2/monitor/health" >/dev/null 2>&1; then
   exit 1
 fi
 
+# Training needs features for its window: backfill the last 8 weeks (days already done are kept).
+for _ in $(seq 1 60); do
+  "$bin/airflow" dags details feature_pipeline > /dev/null 2>&1 && break
+  sleep 2
+done
+"$bin/airflow" backfill create --dag-id feature_pipeline --reprocess-behavior none \
+  --from-date "$(date -u -d '57 days ago' +%F)" --to-date "$(date -u -d '2 days ago' +%F)" \
+  > "$AIRFLOW_HOME/backfill.log" 2>&1 || echo "could not start the feature backfill; see $AIRFLOW_HOME/backfill.log"
+
 password=$("$bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$passwords")
 cat <<INFO
 
 Airflow is up: $url
   user:     admin
   password: $password   (kept in $passwords)
-DAGs are unpaused; feature_pipeline runs daily on the replay of the 2013 New York flights.
+MLflow UI:    $mlflow_url   (runs, plots, datasets, the model registry)
+DAGs are unpaused: feature_pipeline runs daily on the replay of the 2013 New York flights,
+after a backfill of the last 8 weeks (about 10 minutes; watch it in the UI); training_pipeline
+runs weekly, or now from its trigger form once the backfill is done.
 Press Ctrl-C to stop.
 INFO
 wait "$airflow_pid"

@@ -101,12 +101,20 @@ def test_same_inputs_and_seed_give_identical_metrics(fresh: Settings) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"window": Interval(datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 12, tzinfo=UTC))}, "no training data"),
+        # Midnight to 1 am in New York: nothing departs and lands within the hour.
+        (
+            {"window": Interval(datetime(2026, 11, 20, 5, tzinfo=UTC), datetime(2026, 11, 20, 6, tzinfo=UTC))},
+            "empty window",
+        ),
+        (
+            {"window": Interval(datetime(2026, 10, 19, tzinfo=UTC), datetime(2026, 11, 22, tzinfo=UTC))},
+            "features missing for 7 of the window's days",
+        ),
         ({"settings": {"late_minutes": -10_000}}, "single-class labels: every training flight"),
         ({"min_rows": 10**6}, "too few rows"),
         ({"drop_view": "weather"}, "features missing from the feature service"),
     ],
-    ids=["empty window", "single class", "too few rows", "missing features"],
+    ids=["empty window", "window without features", "single class", "too few rows", "features not served"],
 )
 def test_bad_training_data_fails_before_training_and_registers_nothing(
     fresh: Settings, change: dict, message: str

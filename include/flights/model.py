@@ -130,3 +130,10 @@ def search_space(base: ModelConfig, count: int) -> list[ModelConfig]:
         if candidate not in configs:
             configs.append(candidate)
     raise ValueError(f"the {base.family} search space has only {len(configs)} distinct configurations, not {count}")
+
+
+def requirements() -> list[str]:
+    """What loading a model needs, pinned to the versions it was trained with."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy")]

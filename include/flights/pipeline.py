@@ -187,6 +187,16 @@ def day_intervals(interval: Interval) -> list[Interval]:
     return days
 
 
+def days_without_features(settings: Settings, window: Interval) -> list[str]:
+    """The UTC days of `window` that no feature partition covers."""
+    held = Lake(settings.lake_dir).covered("features", "weather", window)
+    return [
+        day.start.date().isoformat()
+        for day in day_intervals(window)
+        if not any(h.start <= day.start and day.end <= h.end for h in held)
+    ]
+
+
 def _history_gaps(lake: Lake, interval: Interval, history: timedelta) -> list[Interval]:
     before = Interval(interval.start - history, interval.start)
     held = lake.covered("clean", "flight_outcomes", before)

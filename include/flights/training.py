@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from include.flights import model, pipeline
 from include.mlops import tracking
 from include.mlops.evaluation import evaluate
+from include.mlops.feature_store import historical_features, load_store
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from include.mlops.validation import DataValidationError
@@ -62,13 +63,20 @@ def prepare(
     """Build, check and split the training set of `window`; fail before training if it is unfit."""
     if not 0 < validation_fraction < 1:
         raise TrainingDataError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
+    missing_days = pipeline.days_without_features(settings, window)
+    if missing_days:
+        raise TrainingDataError(
+            f"features missing for {len(missing_days)} of the window's days ({missing_days[0]} first): "
+            "run feature_pipeline for them (an Airflow backfill) before training"
+        )
     try:
-        frame = pipeline.training_set(settings, window)
+        entities = pipeline.entity_frame(settings, window)
     except DataValidationError as error:
         raise TrainingDataError(f"no training data for {window}: {error}") from None
-    labelled = frame[frame["label_at"] < window.end].reset_index(drop=True)
-    if labelled.empty:
+    entities = entities[entities["label_at"] < window.end]
+    if entities.empty:
         raise TrainingDataError(f"empty window: no flight in {window} has a landed label")
+    labelled = historical_features(load_store(settings), entities, pipeline.all_feature_refs())
     features = [*model.CATEGORICAL, *model.numeric_features(pipeline.all_feature_refs())]
     missing = [c for c in features if c not in labelled.columns or labelled[c].isna().all()]
     if missing:
@@ -172,6 +180,7 @@ def _fit_and_log(
         input_example=example,
         serialization_format="skops",
         skops_trusted_types=model.SKOPS_TRUSTED_TYPES,
+        pip_requirements=model.requirements(),  # inferring them imports the model in a subprocess
     )
     return {"metrics": evaluation.overall, "model_uri": logged.model_uri}
 
@@ -188,7 +197,7 @@ def register_best(settings: Settings, candidates: list[dict[str, object]], paren
     from mlflow import MlflowClient
 
     from include.feature_repo import definitions
-    from include.mlops.feature_store import load_store, register_feature_service
+    from include.mlops.feature_store import register_feature_service
 
     chosen = best(candidates)
     tracking.connect(settings)

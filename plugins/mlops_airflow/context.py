@@ -21,3 +21,29 @@ def data_interval(context: Context) -> Interval:
         end = context["dag_run"].run_after.replace(hour=0, minute=0, second=0, microsecond=0)
         start = end - timedelta(days=1)
     return Interval(start, end)
+
+
+def training_window(context: Context) -> Interval:
+    """The training window of a run: from its params, or the 8 weeks of whole days before its
+    data interval's end.
+
+    The window may not end after the run's logical time: its labels could not have landed yet.
+    """
+    from datetime import UTC, datetime
+
+    from include.mlops.lake import Interval
+
+    params = context["params"]
+    now = data_interval(context).end
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)  # windows are whole UTC days
+    end = datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC) if params.get("window_end") else midnight
+    start = (
+        datetime.fromisoformat(params["window_start"]).replace(tzinfo=UTC)
+        if params.get("window_start")
+        else end - timedelta(weeks=8)
+    )
+    if end > now:
+        raise ValueError(f"training window end {end.date()} is after the run's data interval end {now.isoformat()}")
+    if start >= end:
+        raise ValueError(f"training window start {start.date()} is not before its end {end.date()}")
+    return Interval(start, end)

@@ -1,0 +1,178 @@
+"""
+# Training pipeline
+
+Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monitoring` asks
+(its reason, report link and drifted features arrive in the run's conf).
+
+1. **prepare**: opens the parent MLflow run, builds the point-in-time training set of the window
+   (flights whose labels landed before the window's end) and splits it by time: the most recent
+   20% of the window is validation. Bad data (an empty window, too few rows, one class only,
+   features the store does not serve) fails here, before any training, and the MLflow run is
+   marked FAILED with the reason.
+2. **train**: one mapped task per searched configuration (dynamic task mapping), each a nested
+   MLflow run with params, metrics overall and per origin and carrier, datasets, plots, a
+   reference sample and the model (skops). Runs in the `training` pool and queue.
+3. **register**: the best candidate on validation ROC AUC becomes a new version of the registered
+   model, with its Feast feature service `<model>_v<version>`; the promotion gate takes it from here.
+4. **close_run** (teardown): if anything after `prepare` failed for good, the parent MLflow run is
+   marked FAILED, and nothing is registered.
+
+The window defaults to the 8 weeks before the data interval's end. A window may not end after
+the run's logical time (its labels could not have landed) and must start before it ends.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from mlops_airflow.pools import TRAINING_POOL, TRAINING_QUEUE
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["mlops", "training", "mlflow"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    doc_md=__doc__,
+    params={
+        "window_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Training window start (UTC day)",
+            description="First departure day. Empty: 8 weeks before the window end.",
+        ),
+        "window_end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Training window end (UTC day, exclusive)",
+            description="Day after the last departure day. Empty: the end of the run's data interval.",
+        ),
+        "family": Param(
+            "hist_gradient_boosting",
+            enum=FAMILIES,
+            values_display={
+                "hist_gradient_boosting": "Gradient boosting",
+                "logistic_regression": "Logistic regression",
+            },
+            title="Model family",
+        ),
+        "learning_rate": Param(0.1, type="number", minimum=0.001, maximum=1, title="Learning rate (boosting)"),
+        "max_iter": Param(200, type="integer", minimum=10, maximum=2000, title="Boosting iterations"),
+        "max_leaf_nodes": Param(31, type="integer", minimum=2, maximum=255, title="Leaves per tree (boosting)"),
+        "c": Param(1.0, type="number", exclusiveMinimum=0, maximum=1000, title="C, inverse regularization (logistic)"),
+        "configurations": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=8,
+            title="Configurations to search",
+            description="1 trains the configuration above; more adds seeded variations of it.",
+        ),
+        "seed": Param(42, type="integer", minimum=0, title="Random seed"),
+        "reason": Param("scheduled weekly retraining", type="string", minLength=3, maxLength=500, title="Why this run"),
+        "report_url": Param(None, type=["null", "string"], title="Drift report (set by drift_monitoring)"),
+    },
+)
+def training_pipeline():
+    @task
+    def prepare(**context: Context) -> dict:
+        from dataclasses import asdict
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.flights import training
+        from include.mlops import tracking
+        from include.mlops.settings import Settings
+        from mlops_airflow.context import training_window
+
+        params, ti = context["params"], context["ti"]
+        settings = Settings.from_env()
+        try:
+            window = training_window(context)
+        except ValueError as error:
+            raise AirflowFailException(str(error)) from None
+        airflow = {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.try_number": str(ti.try_number)}
+        tags = training.run_tags(window, params["reason"], airflow)
+        if params.get("report_url"):
+            tags["drift_report"] = params["report_url"]
+        parent = tracking.start_run(settings, f"training {window.key}", tags)
+        try:
+            prepared = training.prepare(settings, window, parent)
+        except training.TrainingDataError as error:
+            tracking.fail_run(parent, error)
+            raise AirflowFailException(str(error)) from None  # retrying cannot fix the data
+        except Exception as error:
+            tracking.fail_run(parent, error)
+            raise
+        return {"parent_run_id": parent, "tags": tags, "prepared": asdict(prepared)}
+
+    @task
+    def configurations(**context: Context) -> list[dict]:
+        from dataclasses import asdict
+
+        from include.flights import model
+
+        p = context["params"]
+        base = model.ModelConfig(
+            family=p["family"],
+            learning_rate=p["learning_rate"],
+            max_iter=p["max_iter"],
+            max_leaf_nodes=p["max_leaf_nodes"],
+            c=p["c"],
+            seed=p["seed"],
+        )
+        return [asdict(config) for config in model.search_space(base, p["configurations"])]
+
+    @task(pool=TRAINING_POOL, queue=TRAINING_QUEUE)
+    def train(run: dict, config: dict) -> dict:
+        from include.flights import model, training
+        from include.mlops.settings import Settings
+
+        prepared = training.Prepared(**run["prepared"])
+        return training.train_candidate(
+            Settings.from_env(), prepared, model.ModelConfig(**config), run["parent_run_id"], run["tags"]
+        )
+
+    @task
+    def register(run: dict, candidates: list[dict]) -> dict:
+        from include.flights import training
+        from include.mlops import tracking
+        from include.mlops.settings import Settings
+
+        registered = training.register_best(Settings.from_env(), list(candidates), run["parent_run_id"])
+        tracking.finish_run(run["parent_run_id"])
+        return registered
+
+    @task
+    def close_run(run: dict) -> None:
+        """Teardown: a parent MLflow run still open once training is over failed somewhere; mark it so."""
+        from mlflow import MlflowClient
+
+        from include.mlops import tracking
+        from include.mlops.settings import Settings
+
+        tracking.connect(Settings.from_env())
+        if MlflowClient().get_run(run["parent_run_id"]).info.status == "RUNNING":
+            tracking.fail_run(run["parent_run_id"], "a training or registration task failed; see the Airflow logs")
+
+    run = prepare()
+    candidates = train.partial(run=run).expand(config=configurations())
+    register(run, candidates) >> close_run(run).as_teardown(setups=run)
+
+
+dag = training_pipeline()
+
+if __name__ == "__main__":
+    dag.test()

@@ -1,0 +1,107 @@
+"""The training_pipeline DAG with `dag.test()` over real weeks, and its Params form."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from include.flights import pipeline
+from include.flights.source import Nycflights13Source
+from include.mlops import tracking
+from include.mlops.lake import Interval
+from include.mlops.settings import Settings
+
+FEATURES = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
+# A weekly run triggered on Tuesday 24 November covers the week before Monday 23 November 03:00.
+LOGICAL_DATE = datetime(2026, 11, 24, tzinfo=UTC)
+CONF = {"window_start": "2026-10-26", "window_end": "2026-11-22", "max_iter": 30, "configurations": 2, "reason": "test"}
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db: Path, source: Nycflights13Source):
+    from airflow.dag_processing.dagbag import DagBag
+
+    settings = Settings.from_env()
+    pipeline.validate_batches(settings, pipeline.ingest(settings, FEATURES, source))
+    pipeline.build_features(settings, FEATURES)
+    pipeline.apply_definitions(settings)
+    return DagBag().get_dag("training_pipeline")
+
+
+def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
+    run = dag.test(logical_date=LOGICAL_DATE, run_conf=CONF)
+    assert run.state == "success"
+    states = [(ti.task_id, ti.map_index, ti.state) for ti in run.get_task_instances()]
+    assert sorted(s for s in states if s[0] == "train") == [("train", 0, "success"), ("train", 1, "success")]
+    assert ("close_run", -1, "success") in states
+
+    tracking.connect(Settings.from_env())
+    client = MlflowClient()
+    version = client.get_model_version("flight_delay", "1")
+    parent = client.get_run(version.tags["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["airflow.dag_id"] == "training_pipeline"
+    assert parent.data.tags["airflow.run_id"] == run.run_id
+    assert parent.data.tags["feast.feature_service"] == "flight_delay_v1"
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 2
+    assert version.run_id in {child.info.run_id for child in children}
+    assert {child.data.params["learning_rate"] for child in children} != {"0.1"}  # the search varied it
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"window_start": "2026-11-10", "window_end": "2026-11-03"}, "is not before its end"),
+        ({"window_start": "2026-11-01", "window_end": "2026-12-20"}, "is after the run's data interval end"),
+    ],
+    ids=["end before start", "future end"],
+)
+def test_the_window_is_checked_against_the_run(conf: dict, message: str) -> None:
+    from mlops_airflow.context import training_window
+
+    context = {
+        "params": CONF | conf,
+        "data_interval_start": datetime(2026, 11, 16, 3, tzinfo=UTC),
+        "data_interval_end": datetime(2026, 11, 23, 3, tzinfo=UTC),
+    }
+    with pytest.raises(ValueError, match=message):
+        training_window(context)
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [{"window_start": "2026-11-10", "window_end": "2026-11-03"}, {"window_end": "2026-12-20"}],
+    ids=["end before start", "future end"],
+)
+def test_an_invalid_window_fails_the_run_before_anything_trains(dag, conf: dict) -> None:
+    run = dag.test(logical_date=LOGICAL_DATE, run_conf=CONF | conf)
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
+    assert states["prepare"] == "failed"
+    assert states["register"] == "upstream_failed"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("family", "random_forest"),
+        ("configurations", 0),
+        ("configurations", 9),
+        ("reason", ""),
+        ("window_end", "2026-13-40"),
+        ("learning_rate", 0),
+    ],
+)
+def test_the_form_rejects_invalid_values(dag, name: str, value: object) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = copy.deepcopy(dag.params)
+    with pytest.raises(ParamValidationError, match=f"Invalid input for param {name}"):
+        params[name] = value
