@@ -51,6 +51,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.training
 
 # Re-resolve the pinned set after editing requirements.txt.
 lock: $(BIN)/python

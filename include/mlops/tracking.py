@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,11 +62,29 @@ def finish_run(run_id: str) -> None:
 
 
 def log_dataset(frame: pd.DataFrame, name: str, source: str, context: str, targets: str) -> None:
-    """Record a data set (schema, digest, source) as an input of the active run."""
+    """Record a data set (schema, digest of every row, source) as an input of the active run."""
     import mlflow
+    import pandas as pd
 
-    dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets)
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:16]
+    dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets, digest=digest)
+    # MLflow would infer the schema value by value in Python (half a minute on a year of
+    # flights); the same schema follows from the column types and a vectorized null check.
+    dataset.__dict__["schema"] = _schema(frame)
     mlflow.log_input(dataset, context=context)
+
+
+def _schema(frame: pd.DataFrame) -> object:
+    import pandas as pd
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.utils import _infer_pandas_column
+
+    specs = []
+    for name, column in frame.items():
+        text = column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "string"
+        kind = DataType.string if text else _infer_pandas_column(column)
+        specs.append(ColSpec(kind, str(name), required=not column.isna().any()))
+    return Schema(specs)
 
 
 def log_figures(figures: Mapping[str, object]) -> None:
