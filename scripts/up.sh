@@ -47,7 +47,8 @@ if ! curl -fsS "$url/api/v2/monitor/health" >/dev/null 2>&1; then
   exit 1
 fi
 
-# Training needs features for its window: backfill the last 8 weeks (days already done are kept).
+# Training needs features for its window: backfill the last 8 weeks, newest first (days already
+# done are kept).
 for _ in $(seq 1 60); do
   "$bin/airflow" dags details feature_pipeline > /dev/null 2>&1 && break
   sleep 2
