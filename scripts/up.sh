@@ -53,7 +53,7 @@ for _ in $(seq 1 60); do
   "$bin/airflow" dags details feature_pipeline > /dev/null 2>&1 && break
   sleep 2
 done
-"$bin/airflow" backfill create --dag-id feature_pipeline --reprocess-behavior none --run-backwards \
+"$bin/airflow" backfill create --dag-id feature_pipeline --reprocess-behavior none --run-backwards --max-active-runs 1 \
   --from-date "$(date -u -d '57 days ago' +%F)" --to-date "$(date -u -d '2 days ago' +%F)" \
   > "$AIRFLOW_HOME/backfill.log" 2>&1 || echo "could not start the feature backfill; see $AIRFLOW_HOME/backfill.log"
 
