@@ -21,6 +21,14 @@ read -r pool slots < <(PYTHONPATH=plugins "$bin/python" -c \
   'from mlops_airflow.pools import TRAINING_POOL as p, TRAINING_POOL_SLOTS as s; print(p, s)')
 "$bin/airflow" pools set "$pool" "$slots" "training runs (compute management)" > /dev/null
 
+# Training needs features for its window: backfill the last 8 weeks, newest first and one day at a
+# time (the embedded stores are SQLite files). Created before the scheduler starts, which then
+# runs it; days already done are kept.
+"$bin/airflow" dags reserialize > "$AIRFLOW_HOME/reserialize.log" 2>&1
+"$bin/airflow" backfill create --dag-id feature_pipeline --reprocess-behavior none --run-backwards \
+  --max-active-runs 1 --from-date "$(date -u -d '57 days ago' +%F)" --to-date "$(date -u -d '2 days ago' +%F)" \
+  > "$AIRFLOW_HOME/backfill.log" 2>&1 || echo "could not start the feature backfill; see $AIRFLOW_HOME/backfill.log"
+
 # Each in its own process group, so that stopping `make up` stops every component with it.
 setsid "$bin/airflow" standalone > "$AIRFLOW_HOME/standalone.log" 2>&1 &
 airflow_pid=$!
@@ -46,16 +54,6 @@ if ! curl -fsS "$url/api/v2/monitor/health" >/dev/null 2>&1; then
   echo "Airflow did not answer at $url within 6 minutes; see $AIRFLOW_HOME/standalone.log" >&2
   exit 1
 fi
-
-# Training needs features for its window: backfill the last 8 weeks, newest first (days already
-# done are kept).
-for _ in $(seq 1 60); do
-  "$bin/airflow" dags details feature_pipeline > /dev/null 2>&1 && break
-  sleep 2
-done
-"$bin/airflow" backfill create --dag-id feature_pipeline --reprocess-behavior none --run-backwards --max-active-runs 1 \
-  --from-date "$(date -u -d '57 days ago' +%F)" --to-date "$(date -u -d '2 days ago' +%F)" \
-  > "$AIRFLOW_HOME/backfill.log" 2>&1 || echo "could not start the feature backfill; see $AIRFLOW_HOME/backfill.log"
 
 password=$("$bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["admin"])' "$passwords")
 cat <<INFO
