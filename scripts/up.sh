@@ -63,8 +63,8 @@ Airflow is up: $url
   password: $password   (kept in $passwords)
 MLflow UI:    $mlflow_url   (runs, plots, datasets, the model registry)
 DAGs are unpaused: feature_pipeline runs daily on the replay of the 2013 New York flights,
-after a backfill of the last 8 weeks (about 10 minutes; watch it in the UI); training_pipeline
-runs weekly, or now from its trigger form once the backfill is done.
+after a backfill of the last 8 weeks, newest day first (under a minute a day here); training_pipeline
+runs weekly, or now from its trigger form with a window the backfill has covered.
 Press Ctrl-C to stop.
 INFO
 wait "$airflow_pid"
