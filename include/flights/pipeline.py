@@ -48,7 +48,8 @@ def ingest(settings: Settings, interval: Interval, source: FlightSource | None =
     source = source or Nycflights13Source()
     lake = Lake(settings.lake_dir)
     batches = []
-    for day in _history_gaps(lake, interval, settings.history):
+    history = Interval(interval.start - settings.history, interval.start)
+    for day in lake.missing_days("clean", "flight_outcomes", history):
         log.info("Fetching history day %s missing from the lake", day)
         batches += _fetch(lake, source, day, tables=("flight_outcomes",))
     batches += _fetch(lake, source, interval, tables=("flight_outcomes", "weather"))
@@ -179,28 +180,10 @@ def all_feature_refs() -> list[str]:
     return [f"{view.name}:{field.name}" for view in definitions.FEATURE_VIEWS for field in view.features]
 
 
-def day_intervals(interval: Interval) -> list[Interval]:
-    days, cursor = [], interval.start
-    while cursor < interval.end:
-        days.append(Interval(cursor, min(cursor + timedelta(days=1), interval.end)))
-        cursor = days[-1].end
-    return days
-
-
 def days_without_features(settings: Settings, window: Interval) -> list[str]:
     """The UTC days of `window` that no feature partition covers."""
-    held = Lake(settings.lake_dir).covered("features", "weather", window)
-    return [
-        day.start.date().isoformat()
-        for day in day_intervals(window)
-        if not any(h.start <= day.start and day.end <= h.end for h in held)
-    ]
-
-
-def _history_gaps(lake: Lake, interval: Interval, history: timedelta) -> list[Interval]:
-    before = Interval(interval.start - history, interval.start)
-    held = lake.covered("clean", "flight_outcomes", before)
-    return [day for day in day_intervals(before) if not any(h.start <= day.start and day.end <= h.end for h in held)]
+    missing = Lake(settings.lake_dir).missing_days("features", "weather", window)
+    return [day.start.date().isoformat() for day in missing]
 
 
 def _fetch(lake: Lake, source: FlightSource, interval: Interval, tables: tuple[str, ...]) -> list[Batch]:

@@ -19,7 +19,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +57,15 @@ class Interval:
             datetime.strptime(start, _STAMP).replace(tzinfo=UTC),
             datetime.strptime(end, _STAMP).replace(tzinfo=UTC),
         )
+
+    def days(self) -> list[Interval]:
+        """The interval cut at each UTC midnight."""
+        days, cursor = [], self.start
+        while cursor < self.end:
+            midnight = datetime.combine(cursor.date(), datetime.min.time(), UTC) + timedelta(days=1)
+            days.append(Interval(cursor, min(midnight, self.end)))
+            cursor = days[-1].end
+        return days
 
     def overlaps(self, other: Interval) -> bool:
         return self.start < other.end and other.start < self.end
@@ -111,9 +120,10 @@ class Lake:
                 found.append((interval.start, path))
         return [path for _, path in sorted(found)]
 
-    def covered(self, zone: str, table: str, within: Interval) -> list[Interval]:
-        """The intervals of existing partitions that overlap `within`."""
-        return [Interval.from_key(path.stem) for path in self.partitions(zone, table, within)]
+    def missing_days(self, zone: str, table: str, within: Interval) -> list[Interval]:
+        """The UTC days (clipped to `within`) that no single partition of the table holds."""
+        held = [Interval.from_key(path.stem) for path in self.partitions(zone, table, within)]
+        return [day for day in within.days() if not any(h.start <= day.start and day.end <= h.end for h in held)]
 
     def read(self, zone: str, table: str, within: Interval, time_column: str, key: list[str]) -> pd.DataFrame:
         """Rows of a table whose `time_column` lies in `within`, de-duplicated on `key`."""
