@@ -22,10 +22,13 @@ $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-# uv installs in seconds; plain pip is the fallback when uv cannot be had.
+# uv installs in seconds; plain pip is the fallback when uv cannot be had. Bytecode is compiled
+# at install time: every Airflow task is a new process, and compiling MLflow, Airflow and
+# scikit-learn on import would cost each one seconds (or every import, where the environment
+# sets PYTHONDONTWRITEBYTECODE).
 $(VENV)/.installed: $(BIN)/python requirements.lock
 	@if $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"; then \
-		$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock; \
+		$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -r requirements.lock; \
 	else \
 		$(BIN)/python -m pip install -r requirements.lock; \
 	fi

@@ -4,17 +4,20 @@
 Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monitoring` asks
 (its reason, report link and drifted features arrive in the run's conf).
 
-1. **prepare**: opens the parent MLflow run, builds the point-in-time training set of the window
+1. **features_ready**: a sensor that waits (rescheduling itself, so holding no worker slot) until
+   `feature_pipeline` has built every day of the window, and gives up after 12 hours. A fresh
+   install's first weekly run waits here for the initial backfill.
+2. **prepare**: opens the parent MLflow run, builds the point-in-time training set of the window
    (flights whose labels landed before the window's end) and splits it by time: the most recent
    20% of the window is validation. Bad data (an empty window, too few rows, one class only,
    features the store does not serve) fails here, before any training, and the MLflow run is
    marked FAILED with the reason.
-2. **train**: one mapped task per searched configuration (dynamic task mapping), each a nested
+3. **train**: one mapped task per searched configuration (dynamic task mapping), each a nested
    MLflow run with params, metrics overall and per origin and carrier, datasets, plots, a
    reference sample and the model (skops). Runs in the `training` pool and queue.
-3. **register**: the best candidate on validation ROC AUC becomes a new version of the registered
+4. **register**: the best candidate on validation ROC AUC becomes a new version of the registered
    model, with its Feast feature service `<model>_v<version>`; the promotion gate takes it from here.
-4. **close_run** (teardown): if anything after `prepare` failed for good, the parent MLflow run is
+5. **close_run** (teardown): if anything after `prepare` failed for good, the parent MLflow run is
    marked FAILED, and nothing is registered.
 
 The window defaults to the 8 weeks before the data interval's end. A window may not end after
@@ -26,12 +29,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
 from mlops_airflow.pools import TRAINING_POOL, TRAINING_QUEUE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from include.mlops.lake import Interval
 
 FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
 
@@ -86,6 +91,23 @@ FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
     },
 )
 def training_pipeline():
+    @task.sensor(poke_interval=timedelta(minutes=5), timeout=timedelta(hours=12), mode="reschedule")
+    def features_ready(**context: Context) -> PokeReturnValue:
+        import logging
+
+        from include.flights import pipeline
+        from include.mlops.settings import Settings
+
+        window = _window(context)
+        missing = pipeline.days_without_features(Settings.from_env(), window)
+        if missing:
+            logging.getLogger(__name__).info(
+                "Waiting for feature_pipeline: %d of the window's days have no features yet (%s first)",
+                len(missing),
+                missing[0],
+            )
+        return PokeReturnValue(is_done=not missing)
+
     @task
     def prepare(**context: Context) -> dict:
         from dataclasses import asdict
@@ -95,14 +117,10 @@ def training_pipeline():
         from include.flights import training
         from include.mlops import tracking
         from include.mlops.settings import Settings
-        from mlops_airflow.context import training_window
 
         params, ti = context["params"], context["ti"]
         settings = Settings.from_env()
-        try:
-            window = training_window(context)
-        except ValueError as error:
-            raise AirflowFailException(str(error)) from None
+        window = _window(context)
         airflow = {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.try_number": str(ti.try_number)}
         tags = training.run_tags(window, params["reason"], airflow)
         if params.get("report_url"):
@@ -168,8 +186,21 @@ def training_pipeline():
             tracking.fail_run(run["parent_run_id"], "a training or registration task failed; see the Airflow logs")
 
     run = prepare()
+    features_ready() >> run
     candidates = train.partial(run=run).expand(config=configurations())
     register(run, candidates) >> close_run(run).as_teardown(setups=run)
+
+
+def _window(context: Context) -> Interval:
+    """The run's training window; an invalid one fails the task for good (retrying cannot fix it)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlops_airflow.context import training_window
+
+    try:
+        return training_window(context)
+    except ValueError as error:
+        raise AirflowFailException(str(error)) from None
 
 
 dag = training_pipeline()

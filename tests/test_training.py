@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +62,8 @@ def test_a_training_run_records_everything_and_registers_a_version(fresh: Settin
     tags = run.data.tags
     assert tags["airflow.dag_id"] == "training_pipeline" and tags["airflow.try_number"] == "1"
     assert tags["trigger_reason"] == "test"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert tags["mlflow.source.git.commit"] == head
     assert tags["feast.feature_service"] == "flight_delay_v1"
     assert tags["training_window.start"] == WINDOW.start.isoformat()
     assert tags["mlflow.parentRunId"] == result["parent_run_id"]

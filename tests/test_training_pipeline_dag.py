@@ -84,7 +84,8 @@ def test_an_invalid_window_fails_the_run_before_anything_trains(dag, conf: dict)
     run = dag.test(logical_date=LOGICAL_DATE, run_conf=CONF | conf)
     assert run.state == "failed"
     states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
-    assert states["prepare"] == "failed"
+    assert states["features_ready"] == "failed"
+    assert states["prepare"] == "upstream_failed"
     assert states["register"] == "upstream_failed"
 
 

@@ -226,8 +226,9 @@ def register_best(settings: Settings, candidates: list[dict[str, object]], paren
 
 
 def run_tags(window: Interval, reason: str, airflow: dict[str, str] | None = None) -> dict[str, str]:
-    """The tags every training run carries: trigger reason, window, and who ran it."""
+    """The tags every training run carries: trigger reason, window, code version and who ran it."""
     return {
+        **tracking.code_version(),
         "trigger_reason": reason,
         "training_window.start": window.start.isoformat(),
         "training_window.end": window.end.isoformat(),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +37,24 @@ def connect(settings: Settings, experiment: str = EXPERIMENT) -> str:
         return found.experiment_id
     location = (settings.mlflow_dir / "artifacts").as_uri() if settings.mlflow_tracking_uri is None else None
     return mlflow.create_experiment(experiment, artifact_location=location)
+
+
+def code_version() -> dict[str, str]:
+    """The `mlflow.source.git.commit` tag of the code that runs: `MLOPS_CODE_VERSION` where the code
+    is deployed without its git history (an image), else the checkout's commit, else nothing.
+
+    MLflow's own detection looks at the entry-point script, which under Airflow is Airflow's.
+    """
+    version = os.environ.get("MLOPS_CODE_VERSION")
+    if not version:
+        try:
+            found = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        version = found.stdout.strip() if found.returncode == 0 else ""
+    return {"mlflow.source.git.commit": version} if version else {}
 
 
 def start_run(settings: Settings, name: str, tags: Mapping[str, str], parent_run_id: str | None = None) -> str:
