@@ -20,8 +20,9 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
 5. **close_run** (teardown): if anything after `prepare` failed for good, the parent MLflow run is
    marked FAILED, and nothing is registered.
 
-The window defaults to the 8 weeks before the data interval's end. A window may not end after
-the run's logical time (its labels could not have landed) and must start before it ends.
+The window defaults to the 8 weeks of whole UTC days before the run's time: the end of its data
+interval when scheduled, the moment of the trigger when manual. A window may not end after that
+time (its labels could not have landed) and must start before it ends.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
     schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=3,  # a run waiting for features must not hold back a manual one; the pool bounds compute
     tags=["mlops", "training", "mlflow"],
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
     doc_md=__doc__,
@@ -62,7 +63,7 @@ FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
             type=["null", "string"],
             format="date",
             title="Training window end (UTC day, exclusive)",
-            description="Day after the last departure day. Empty: the end of the run's data interval.",
+            description="Day after the last departure day. Empty: today (UTC) for a manual run.",
         ),
         "family": Param(
             "hist_gradient_boosting",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from mlflow import MlflowClient
@@ -33,7 +34,7 @@ def dag(airflow_db: Path, source: Nycflights13Source):
 
 
 def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
-    run = dag.test(logical_date=LOGICAL_DATE, run_conf=CONF)
+    run = dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF)
     assert run.state == "success"
     states = [(ti.task_id, ti.map_index, ti.state) for ti in run.get_task_instances()]
     assert sorted(s for s in states if s[0] == "train") == [("train", 0, "success"), ("train", 1, "success")]
@@ -59,20 +60,28 @@ def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
     ("conf", "message"),
     [
         ({"window_start": "2026-11-10", "window_end": "2026-11-03"}, "is not before its end"),
-        ({"window_start": "2026-11-01", "window_end": "2026-12-20"}, "is after the run's data interval end"),
+        ({"window_start": "2026-11-01", "window_end": "2026-12-20"}, "is after the run's time"),
     ],
     ids=["end before start", "future end"],
 )
 def test_the_window_is_checked_against_the_run(conf: dict, message: str) -> None:
     from mlops_airflow.context import training_window
 
-    context = {
-        "params": CONF | conf,
-        "data_interval_start": datetime(2026, 11, 16, 3, tzinfo=UTC),
-        "data_interval_end": datetime(2026, 11, 23, 3, tzinfo=UTC),
-    }
+    context = {"params": CONF | conf, "dag_run": SimpleNamespace(run_after=datetime(2026, 11, 23, 3, tzinfo=UTC))}
     with pytest.raises(ValueError, match=message):
         training_window(context)
+
+
+def test_a_manual_run_may_train_up_to_the_day_it_was_triggered() -> None:
+    """A manual run's data interval is the last whole week, but its labels land until the trigger."""
+    from mlops_airflow.context import training_window
+
+    triggered = datetime(2026, 11, 27, 20, 51, tzinfo=UTC)  # a Friday; the data interval ended on Monday
+    default = training_window({"params": {}, "dag_run": SimpleNamespace(run_after=triggered)})
+    assert (default.start, default.end) == (datetime(2026, 10, 2, tzinfo=UTC), datetime(2026, 11, 27, tzinfo=UTC))
+    chosen = {"window_start": "2026-11-16", "window_end": "2026-11-26"}
+    window = training_window({"params": chosen, "dag_run": SimpleNamespace(run_after=triggered)})
+    assert window.end == datetime(2026, 11, 26, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +90,7 @@ def test_the_window_is_checked_against_the_run(conf: dict, message: str) -> None
     ids=["end before start", "future end"],
 )
 def test_an_invalid_window_fails_the_run_before_anything_trains(dag, conf: dict) -> None:
-    run = dag.test(logical_date=LOGICAL_DATE, run_conf=CONF | conf)
+    run = dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF | conf)
     assert run.state == "failed"
     states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
     assert states["features_ready"] == "failed"

@@ -24,17 +24,19 @@ def data_interval(context: Context) -> Interval:
 
 
 def training_window(context: Context) -> Interval:
-    """The training window of a run: from its params, or the 8 weeks of whole days before its
-    data interval's end.
+    """The training window of a run: from its params, or the 8 weeks of whole UTC days before the
+    run's time.
 
-    The window may not end after the run's logical time: its labels could not have landed yet.
+    The run's time is when it was due (`run_after`): the end of the data interval for a scheduled
+    or backfilled run, the moment of the trigger for a manual one. The window may not end after
+    it, since its labels could not have landed yet.
     """
     from datetime import UTC, datetime
 
     from include.mlops.lake import Interval
 
     params = context["params"]
-    now = data_interval(context).end
+    now = context["dag_run"].run_after
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)  # windows are whole UTC days
     end = datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC) if params.get("window_end") else midnight
     start = (
@@ -43,7 +45,7 @@ def training_window(context: Context) -> Interval:
         else end - timedelta(weeks=8)
     )
     if end > now:
-        raise ValueError(f"training window end {end.date()} is after the run's data interval end {now.isoformat()}")
+        raise ValueError(f"training window end {end.date()} is after the run's time {now.isoformat()}")
     if start >= end:
         raise ValueError(f"training window start {start.date()} is not before its end {end.date()}")
     return Interval(start, end)
