@@ -16,8 +16,14 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
    MLflow run with params, metrics overall and per origin and carrier, datasets, plots, a
    reference sample and the model (skops). Runs in the `training` pool and queue.
 4. **register**: the best candidate on validation ROC AUC becomes a new version of the registered
-   model, with its Feast feature service `<model>_v<version>`; the promotion gate takes it from here.
-5. **close_run** (teardown): if anything after `prepare` failed for good, the parent MLflow run is
+   model, with its Feast feature service `<model>_v<version>`.
+5. **gate** (`PromotionGateOperator`): the candidate and the champion are scored on the same
+   out-of-time evaluation set (the last 7 labelled days) and the rules of
+   `include/flights/promotion_rules.yaml` decide; the decision and its report are recorded on the
+   candidate's MLflow run and model version. Its extra links open the version and the report.
+6. **promote** (the one-slot `promotion` pool): moves `champion` to the candidate, compare-and-set
+   and audited; skipped when the gate rejected the candidate.
+7. **close_run** (teardown): if anything after `prepare` failed for good, the parent MLflow run is
    marked FAILED, and nothing is registered.
 
 The window defaults to the 8 weeks of whole UTC days before the run's time: the end of its data
@@ -32,7 +38,8 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
-from mlops_airflow.pools import TRAINING_POOL, TRAINING_QUEUE
+from mlops_airflow.operators import PromotionGateOperator
+from mlops_airflow.pools import PROMOTION_POOL, TRAINING_POOL, TRAINING_QUEUE
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -117,13 +124,13 @@ def training_pipeline():
 
         from include.flights import training
         from include.mlops import tracking
-        from include.mlops.settings import Settings
+        from mlops_airflow.context import airflow_ids
+        from mlops_airflow.hooks import MlflowHook
 
-        params, ti = context["params"], context["ti"]
-        settings = Settings.from_env()
+        params = context["params"]
+        settings = MlflowHook().get_settings()
         window = _window(context)
-        airflow = {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.try_number": str(ti.try_number)}
-        tags = training.run_tags(window, params["reason"], airflow)
+        tags = training.run_tags(window, params["reason"], airflow_ids(context))
         if params.get("report_url"):
             tags["drift_report"] = params["report_url"]
         parent = tracking.start_run(settings, f"training {window.key}", tags)
@@ -157,20 +164,20 @@ def training_pipeline():
     @task(pool=TRAINING_POOL, queue=TRAINING_QUEUE)
     def train(run: dict, config: dict) -> dict:
         from include.flights import model, training
-        from include.mlops.settings import Settings
+        from mlops_airflow.hooks import MlflowHook
 
         prepared = training.Prepared(**run["prepared"])
         return training.train_candidate(
-            Settings.from_env(), prepared, model.ModelConfig(**config), run["parent_run_id"], run["tags"]
+            MlflowHook().get_settings(), prepared, model.ModelConfig(**config), run["parent_run_id"], run["tags"]
         )
 
     @task
     def register(run: dict, candidates: list[dict]) -> dict:
         from include.flights import training
         from include.mlops import tracking
-        from include.mlops.settings import Settings
+        from mlops_airflow.hooks import MlflowHook
 
-        registered = training.register_best(Settings.from_env(), list(candidates), run["parent_run_id"])
+        registered = training.register_best(MlflowHook().get_settings(), list(candidates), run["parent_run_id"])
         tracking.finish_run(run["parent_run_id"])
         return registered
 
@@ -180,16 +187,38 @@ def training_pipeline():
         from mlflow import MlflowClient
 
         from include.mlops import tracking
-        from include.mlops.settings import Settings
+        from mlops_airflow.hooks import MlflowHook
 
-        tracking.connect(Settings.from_env())
+        tracking.connect(MlflowHook().get_settings())
         if MlflowClient().get_run(run["parent_run_id"]).info.status == "RUNNING":
             tracking.fail_run(run["parent_run_id"], "a training or registration task failed; see the Airflow logs")
+
+    @task(pool=PROMOTION_POOL)
+    def promote(gated: dict, **context: Context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.flights import gating
+        from mlops_airflow.context import airflow_ids, run_time
+        from mlops_airflow.hooks import MlflowHook
+
+        version = gated["candidate_version"]
+        if gated["outcome"] == "reject":
+            raise AirflowSkipException(f"version {version} was rejected by the gate: {'; '.join(gated['reasons'])}")
+        at = run_time(context).replace(hour=0, minute=0, second=0, microsecond=0)
+        result = gating.promote(MlflowHook().get_settings(), gated, at, context=airflow_ids(context))
+        if not result["promoted"]:
+            reasons = "; ".join(result["gate"]["reasons"])
+            raise AirflowSkipException(f"{result['aborted']}; judged again, version {version} was rejected: {reasons}")
+        return result
 
     run = prepare()
     features_ready() >> run
     candidates = train.partial(run=run).expand(config=configurations())
-    register(run, candidates) >> close_run(run).as_teardown(setups=run)
+    registered = register(run, candidates)
+    registered >> close_run(run).as_teardown(setups=run)
+    gate = PromotionGateOperator(task_id="gate", candidate_version="{{ ti.xcom_pull(task_ids='register')['version'] }}")
+    registered >> gate
+    promote(gate.output)
 
 
 def _window(context: Context) -> Interval:

@@ -15,11 +15,12 @@ mlflow_dir="$MLOPS_STATE_DIR/mlflow"
 mlflow_url="http://localhost:${MLFLOW_PORT:-5000}"
 mkdir -p "$mlflow_dir/artifacts"
 
-echo "Preparing the Airflow database and the training pool ..."
+echo "Preparing the Airflow database and the pools ..."
 "$bin/airflow" db migrate > "$AIRFLOW_HOME/migrate.log" 2>&1
-read -r pool slots < <(PYTHONPATH=plugins "$bin/python" -c \
-  'from mlops_airflow.pools import TRAINING_POOL as p, TRAINING_POOL_SLOTS as s; print(p, s)')
-"$bin/airflow" pools set "$pool" "$slots" "training runs (compute management)" > /dev/null
+while IFS=$'\t' read -r pool slots description; do
+  "$bin/airflow" pools set "$pool" "$slots" "$description" > /dev/null
+done < <(PYTHONPATH=plugins "$bin/python" -c \
+  'from mlops_airflow.pools import POOLS; [print(n, s, d, sep="\t") for n, (s, d) in POOLS.items()]')
 
 # Training needs features for its window: backfill the last 8 weeks, newest first and one day at a
 # time (the embedded stores are SQLite files). Created before the scheduler starts, which then

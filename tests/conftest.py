@@ -4,6 +4,7 @@ every test session gets its own Airflow home (SQLite) and its own state folder."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,8 @@ from include.mlops.settings import Settings  # noqa: E402
 
 # Real replay days: 2026-11-16 .. 2026-11-30 replays 2013-12-02 .. 2013-12-16, a stormy fortnight.
 BUILT = Interval(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
+# Four weeks for training and the week after them for the promotion gate's evaluation.
+WEEKS = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +58,27 @@ def built(source: Nycflights13Source) -> Settings:
     pipeline.build_features(settings, BUILT)
     pipeline.apply_definitions(settings)
     pipeline.materialize(settings, BUILT)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def weeks(source: Nycflights13Source) -> Path:
+    """A state folder with the features of `WEEKS`, built once; tests copy it (`copy_weeks`)."""
+    from include.flights import pipeline
+
+    settings = Settings(state_dir=_SESSION_DIR / "weeks")
+    pipeline.validate_batches(settings, pipeline.ingest(settings, WEEKS, source))
+    pipeline.build_features(settings, WEEKS)
+    return settings.state_dir
+
+
+def copy_weeks(weeks: Path, to: Path) -> Settings:
+    """A private copy of the `weeks` state folder, its Feast definitions applied where it lies."""
+    from include.flights import pipeline
+
+    shutil.copytree(weeks, to, dirs_exist_ok=True)
+    settings = Settings(state_dir=to)
+    pipeline.apply_definitions(settings)  # the registry anchors sources at the state folder's path
     return settings
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -13,34 +12,20 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from include.flights import model, pipeline, training
-from include.flights.source import Nycflights13Source
+from include.flights import model, training
 from include.mlops import tracking
 from include.mlops.feature_store import load_store
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
+from tests.conftest import copy_weeks
 
-FEATURES = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
 WINDOW = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 22, tzinfo=UTC))
 FAST = model.ModelConfig(max_iter=30)
 
 
-@pytest.fixture(scope="module")
-def weeks(tmp_path_factory: pytest.TempPathFactory, source: Nycflights13Source) -> Path:
-    """A state folder with four weeks of features (copied per test, so runs do not mix)."""
-    settings = Settings(state_dir=tmp_path_factory.mktemp("weeks") / "state")
-    pipeline.validate_batches(settings, pipeline.ingest(settings, FEATURES, source))
-    pipeline.build_features(settings, FEATURES)
-    pipeline.apply_definitions(settings)
-    return settings.state_dir
-
-
 @pytest.fixture
 def fresh(weeks: Path, tmp_path: Path) -> Settings:
-    shutil.copytree(weeks, tmp_path / "state")
-    settings = Settings(state_dir=tmp_path / "state")
-    pipeline.apply_definitions(settings)  # the registry anchors sources at the state folder's path
-    return settings
+    return copy_weeks(weeks, tmp_path / "state")
 
 
 def test_a_training_run_records_everything_and_registers_a_version(fresh: Settings) -> None:

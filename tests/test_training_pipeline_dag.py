@@ -10,26 +10,20 @@ from types import SimpleNamespace
 import pytest
 from mlflow import MlflowClient
 
-from include.flights import pipeline
-from include.flights.source import Nycflights13Source
-from include.mlops import tracking
-from include.mlops.lake import Interval
+from include.mlops import registry, tracking
 from include.mlops.settings import Settings
+from tests.conftest import copy_weeks
 
-FEATURES = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC))
 # A weekly run triggered on Tuesday 24 November covers the week before Monday 23 November 03:00.
 LOGICAL_DATE = datetime(2026, 11, 24, tzinfo=UTC)
 CONF = {"window_start": "2026-10-26", "window_end": "2026-11-22", "max_iter": 30, "configurations": 2, "reason": "test"}
 
 
 @pytest.fixture(scope="module")
-def dag(airflow_db: Path, source: Nycflights13Source):
+def dag(airflow_db: Path, weeks: Path):
     from airflow.dag_processing.dagbag import DagBag
 
-    settings = Settings.from_env()
-    pipeline.validate_batches(settings, pipeline.ingest(settings, FEATURES, source))
-    pipeline.build_features(settings, FEATURES)
-    pipeline.apply_definitions(settings)
+    copy_weeks(weeks, Settings.from_env().state_dir)  # the tasks use the environment's state folder
     return DagBag().get_dag("training_pipeline")
 
 
@@ -54,6 +48,48 @@ def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
     assert len(children) == 2
     assert version.run_id in {child.info.run_id for child in children}
     assert {child.data.params["learning_rate"] for child in children} != {"0.1"}  # the search varied it
+
+    # The first model passes the value thresholds alone and becomes the champion, audited.
+    assert ("gate", -1, "success") in states and ("promote", -1, "success") in states
+    assert version.tags["gate.decision"] == "first-model"
+    assert int(client.get_model_version_by_alias("flight_delay", "champion").version) == 1
+    gate_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "gate")
+    assert gate_ti.xcom_pull(task_ids="gate", key="_link_ModelVersionLink").endswith(
+        "/#/models/flight_delay/versions/1"
+    )
+    trail = registry.audit_trail(Settings.from_env(), "flight_delay")
+    assert [(m.action, m.from_version, m.to_version, m.status) for m in trail] == [("promote", None, 1, "FINISHED")]
+    assert trail[0].context["airflow.run_id"] == run.run_id
+
+
+def test_a_rejected_candidate_leaves_the_champion_and_rollback_works_from_its_form(dag) -> None:
+    """The same data and seed give the same model: not significantly better, so not promoted."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    run = dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF | {"configurations": 1})
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
+    assert states["gate"] == "success" and states["promote"] == "skipped"
+    tracking.connect(Settings.from_env())
+    client = MlflowClient()
+    assert client.get_model_version("flight_delay", "2").tags["gate.decision"] == "reject"
+    assert int(client.get_model_version_by_alias("flight_delay", "champion").version) == 1
+
+    rollback = DagBag().get_dag("model_rollback")
+    explicit = rollback.test(run_conf={"target_version": 2, "reason": "try the rejected one"})
+    assert explicit.state == "success"
+    assert int(client.get_model_version_by_alias("flight_delay", "champion").version) == 2
+    back = rollback.test(run_conf={"target_version": None, "reason": "back to the previous champion"})
+    assert back.state == "success"
+    assert int(client.get_model_version_by_alias("flight_delay", "champion").version) == 1
+    assert int(client.get_model_version_by_alias("flight_delay", "previous_champion").version) == 2
+    trail = registry.audit_trail(Settings.from_env(), "flight_delay")
+    assert [(m.action, m.from_version, m.to_version) for m in trail] == [
+        ("promote", None, 1),
+        ("rollback", 1, 2),
+        ("rollback", 2, 1),
+    ]
+    assert trail[-1].reason == "back to the previous champion"
 
 
 @pytest.mark.parametrize(

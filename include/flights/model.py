@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
 Family = Literal["hist_gradient_boosting", "logistic_regression"]
@@ -39,6 +40,12 @@ def numeric_features(feature_refs: list[str]) -> list[str]:
     """
     columns = [ref.replace(":", "__") for ref in feature_refs]
     return REQUEST_NUMERIC + [c for c in columns if c not in CATEGORICAL and not c.endswith("_unix")]
+
+
+def model_input(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The model's input columns of `frame`; numeric ones as floats, since any of them may be
+    missing when the model is served."""
+    return frame[columns].astype({c: "float64" for c in columns if c not in CATEGORICAL})
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,13 @@ def materialize(settings: Settings, interval: Interval) -> dict[str, str]:
     return {"start": start.isoformat(), "end": interval.end.isoformat()}
 
 
+# What a prediction request carries: entity keys, the prediction time and the schedule's facts.
+REQUEST_COLUMNS = [
+    "flight_id", "event_timestamp", "origin", "carrier", "route", "tailnum",
+    "dest", "distance", "dep_hour", "day_of_week", "month", "sched_dep_at",
+]  # fmt: skip
+
+
 def entity_frame(settings: Settings, window: Interval) -> pd.DataFrame:
     """Flights scheduled to depart in `window` whose outcome the lake holds, one row each.
 
@@ -157,19 +164,18 @@ def request_features(flights: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         dep_hour=local.dt.hour,
         day_of_week=local.dt.dayofweek,
         month=local.dt.month,
-    )[
-        [
-            "flight_id", "event_timestamp", "origin", "carrier", "route", "tailnum",
-            "dest", "distance", "dep_hour", "day_of_week", "month", "sched_dep_at",
-        ]
-    ]  # fmt: skip
+    )[REQUEST_COLUMNS]
 
 
-def training_set(settings: Settings, window: Interval) -> pd.DataFrame:
-    """The point-in-time training set for flights departing in `window`."""
+def training_set(settings: Settings, window: Interval, labels_by: datetime | None = None) -> pd.DataFrame:
+    """The point-in-time training set of the flights departing in `window` whose labels landed
+    before `labels_by` (default: the window's end), in the entity frame's order; empty if none did."""
     from include.mlops.feature_store import historical_features, load_store
 
     entities = entity_frame(settings, window)
+    entities = entities[entities["label_at"] < (labels_by or window.end)].reset_index(drop=True)
+    if entities.empty:
+        return entities
     return historical_features(load_store(settings), entities, all_feature_refs())
 
 

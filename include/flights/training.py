@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from include.flights import model, pipeline
 from include.mlops import tracking
 from include.mlops.evaluation import evaluate
-from include.mlops.feature_store import historical_features, load_store
+from include.mlops.feature_store import load_store
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from include.mlops.validation import DataValidationError
@@ -70,21 +70,17 @@ def prepare(
             "run feature_pipeline for them (an Airflow backfill) before training"
         )
     try:
-        entities = pipeline.entity_frame(settings, window)
+        labelled = pipeline.training_set(settings, window)
     except DataValidationError as error:
         raise TrainingDataError(f"no training data for {window}: {error}") from None
-    entities = entities[entities["label_at"] < window.end]
-    if entities.empty:
+    if labelled.empty:
         raise TrainingDataError(f"empty window: no flight in {window} has a landed label")
-    labelled = historical_features(load_store(settings), entities, pipeline.all_feature_refs())
     features = [*model.CATEGORICAL, *model.numeric_features(pipeline.all_feature_refs())]
     missing = [c for c in features if c not in labelled.columns or labelled[c].isna().all()]
     if missing:
         raise TrainingDataError(f"features missing from the feature service for {window}: {', '.join(missing)}")
 
-    # Floats throughout: any numeric feature may be missing when the model is served.
-    numeric = [c for c in features if c not in model.CATEGORICAL]
-    labelled[numeric] = labelled[numeric].astype("float64")
+    labelled[features] = model.model_input(labelled, features)
     cutoff = window.start + (window.end - window.start) * (1 - validation_fraction)
     validation = labelled[labelled["sched_dep_at"] >= cutoff]
     train = labelled[(labelled["sched_dep_at"] < cutoff) & (labelled["label_at"] < cutoff)]
@@ -144,7 +140,13 @@ def _fit_and_log(
     numeric = [c for c in prepared.features if c not in model.CATEGORICAL]
     x_train, x_valid = train[prepared.features], validation[prepared.features]
     mlflow.log_params(
-        config.params() | {"threshold": threshold, "train_rows": len(train), "validation_rows": len(validation)}
+        config.params()
+        | {
+            "threshold": threshold,
+            "train_rows": len(train),
+            "validation_rows": len(validation),
+            "validation_cutoff": prepared.cutoff,
+        }
     )
     tracking.log_dataset(train, "training", prepared.train_path, "training", model.LABEL)
     tracking.log_dataset(validation, "validation", prepared.validation_path, "validation", model.LABEL)

@@ -38,6 +38,7 @@ class Settings:
     materialize_overlap: timedelta = DEFAULT_MATERIALIZE_OVERLAP
     history: timedelta = DEFAULT_HISTORY
     mlflow_tracking_uri: str | None = None  # None: SQLite in the state folder
+    mlflow_ui_url: str = "http://localhost:5000"  # where people open MLflow (links in Airflow's UI)
     model_name: str = "flight_delay"
     feast_registry_url: str | None = None
     feast_redis: str | None = None
@@ -73,6 +74,14 @@ class Settings:
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
+    def model_version_url(self, model: str, version: int | str) -> str:
+        """The page of a model version in the MLflow UI."""
+        return f"{self.mlflow_ui_url}/#/models/{model}/versions/{version}"
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """The page of a run in the MLflow UI."""
+        return f"{self.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -99,6 +108,7 @@ class Settings:
             ),
             history=timedelta(days=number("MLOPS_HISTORY_DAYS", DEFAULT_HISTORY.days, int)),
             mlflow_tracking_uri=env.get("MLOPS_MLFLOW_TRACKING_URI") or None,
+            mlflow_ui_url=(env.get("MLOPS_MLFLOW_UI_URL") or "http://localhost:5000").rstrip("/"),
             model_name=env.get("MLOPS_MODEL_NAME") or "flight_delay",
             feast_registry_url=env.get("MLOPS_FEAST_REGISTRY_URL") or None,
             feast_redis=env.get("MLOPS_FEAST_REDIS") or None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,20 +23,30 @@ def data_interval(context: Context) -> Interval:
     return Interval(start, end)
 
 
+def airflow_ids(context: Context) -> dict[str, str]:
+    """The Airflow identity of a task try, for MLflow tags and audit entries."""
+    ti = context["ti"]
+    return {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.try_number": str(ti.try_number)}
+
+
+def run_time(context: Context) -> datetime:
+    """When the run was due: the end of its data interval when scheduled or backfilled, the moment
+    of the trigger when manual. Labels known by then are the ones a run may use."""
+    return context["dag_run"].run_after
+
+
 def training_window(context: Context) -> Interval:
     """The training window of a run: from its params, or the 8 weeks of whole UTC days before the
     run's time.
 
-    The run's time is when it was due (`run_after`): the end of the data interval for a scheduled
-    or backfilled run, the moment of the trigger for a manual one. The window may not end after
-    it, since its labels could not have landed yet.
+    The window may not end after the run's time (`run_time`): its labels could not have landed.
     """
     from datetime import UTC, datetime
 
     from include.mlops.lake import Interval
 
     params = context["params"]
-    now = context["dag_run"].run_after
+    now = run_time(context)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)  # windows are whole UTC days
     end = datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC) if params.get("window_end") else midnight
     start = (

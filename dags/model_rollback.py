@@ -1,0 +1,90 @@
+"""
+# Model rollback
+
+Manual. Moves the `champion` alias of the registered model back to an earlier version, through
+the same serialized, compare-and-set and audited path as a promotion (the one-slot `promotion`
+pool, then `include.mlops.registry.move_champion`).
+
+- **Target version**: empty means the previous champion (the alias `previous_champion`, which
+  every move of `champion` keeps). The version must exist and differ from the current champion.
+- **Reason**: required; it goes to the audit trail (the MLflow experiment `registry_audit`) with
+  who triggered the run and when.
+
+After the move, `previous_champion` points at the version that was rolled back from, so a second
+rollback undoes the first.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from airflow.sdk import Param, dag, task
+
+from mlops_airflow.pools import PROMOTION_POOL
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+@dag(
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    tags=["mlops", "registry", "mlflow"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    doc_md=__doc__,
+    params={
+        "target_version": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            title="Version to restore",
+            description="Empty: the previous champion.",
+        ),
+        "reason": Param(
+            "",
+            type="string",
+            minLength=3,
+            maxLength=500,
+            title="Why roll back",
+            description="Recorded in the audit trail.",
+        ),
+    },
+)
+def model_rollback():
+    @task(pool=PROMOTION_POOL)
+    def rollback(**context: Context) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+        from mlflow import MlflowClient
+
+        from include.mlops import registry, tracking
+        from mlops_airflow.context import airflow_ids
+        from mlops_airflow.hooks import MlflowHook
+
+        params = context["params"]
+        settings = MlflowHook().get_settings()
+        name = settings.model_name
+        tracking.connect(settings)
+        client = MlflowClient()
+        current = registry.alias_version(client, name, registry.CHAMPION)
+        target = params["target_version"] or registry.alias_version(client, name, registry.PREVIOUS)
+        if current is None:
+            raise AirflowFailException(f"{name} has no champion: there is nothing to roll back")
+        if target is None:
+            raise AirflowFailException(f"{name} has no previous champion: choose the version to restore")
+        try:
+            move = registry.move_champion(
+                settings, name, int(target), current, "rollback", params["reason"], airflow_ids(context)
+            )
+        except (ValueError, registry.ChampionChangedError) as error:
+            raise AirflowFailException(str(error)) from None
+        return move.to_dict()
+
+    rollback()
+
+
+dag = model_rollback()
+
+if __name__ == "__main__":
+    dag.test()

@@ -1,0 +1,210 @@
+"""Who is in production: the `champion` alias, its serialized moves and their audit trail.
+
+Registry stages are deprecated in MLflow; production is the alias `champion`. Every move of it
+(a promotion or a rollback) goes through `move_champion`, which
+
+- holds the promotion lock (a file lock in the state folder; in Airflow the one-slot
+  `promotion` pool serializes the tasks as well, across workers),
+- compares and sets: the champion is re-read just before the move, and if it is not the one
+  the caller evaluated against, the move aborts with `ChampionChangedError`,
+- keeps the previous champion findable as the alias `previous_champion`,
+- appends an entry to the audit trail before touching an alias and closes it after.
+
+The audit trail is the MLflow experiment `registry_audit`: one run per move, whose params (the
+model, the action, from and to which version, why, when, which Airflow run) MLflow never lets be
+rewritten, and whose status says whether the move happened (FINISHED) or not (FAILED, with the
+error). It lives in the same tracking store as the models, in both profiles.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from include.mlops import tracking
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from include.mlops.settings import Settings
+
+CHAMPION = "champion"
+PREVIOUS = "previous_champion"
+AUDIT_EXPERIMENT = "registry_audit"
+Action = Literal["promote", "rollback"]
+
+
+class ChampionChangedError(RuntimeError):
+    """The champion moved between the evaluation and the promotion; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    model: str
+    action: str
+    from_version: int | None
+    to_version: int
+    reason: str
+    at: str
+    status: str  # FINISHED: the alias moved; FAILED: it did not (see error)
+    context: dict[str, str]
+    error: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "action": self.action,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "reason": self.reason,
+            "at": self.at,
+            "status": self.status,
+            "error": self.error,
+            **self.context,
+        }
+
+
+def alias_version(client: MlflowClient, model: str, alias: str) -> int | None:
+    """The version `alias` points to, or None when it is not set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(client.get_model_version_by_alias(model, alias).version)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+_held = threading.local()
+
+
+@contextmanager
+def promotion_lock(settings: Settings, model: str) -> Iterator[None]:
+    """Exclusive on this machine for `model`'s alias moves; reentrant within a thread."""
+    held: set[str] = _held.__dict__.setdefault("models", set())
+    if model in held:
+        yield
+        return
+    folder = settings.state_dir / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"promotion-{model}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        held.add(model)
+        try:
+            yield
+        finally:
+            held.discard(model)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def move_champion(
+    settings: Settings,
+    model: str,
+    to_version: int,
+    expected: int | None,
+    action: Action,
+    reason: str,
+    context: Mapping[str, str] | None = None,
+) -> AliasMove:
+    """Point `champion` at `to_version` if it still points at `expected`; audit the move."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not reason.strip():
+        raise ValueError("an alias move needs a reason")
+    tracking.connect(settings)
+    client = MlflowClient()
+    try:
+        client.get_model_version(model, str(to_version))
+    except MlflowException:
+        raise ValueError(f"{model} has no version {to_version}") from None
+    with promotion_lock(settings, model):
+        current = alias_version(client, model, CHAMPION)
+        if current != expected:
+            raise ChampionChangedError(
+                f"the champion of {model} changed since the evaluation: expected {_name(expected)}, "
+                f"found {_name(current)}; the {action} to version {to_version} was aborted"
+            )
+        if current == to_version:
+            raise ValueError(f"version {to_version} of {model} is already the champion")
+        at = datetime.now(UTC).isoformat()
+        entry = _open_entry(settings, client, model, action, current, to_version, reason, at, dict(context or {}))
+        try:
+            if current is not None:
+                client.set_registered_model_alias(model, PREVIOUS, str(current))
+            client.set_registered_model_alias(model, CHAMPION, str(to_version))
+            client.set_model_version_tag(model, str(to_version), "champion_since", at)
+        except Exception as error:
+            tracking.fail_run(entry, error)
+            raise
+        client.set_terminated(entry, status="FINISHED")
+    return AliasMove(model, action, current, to_version, reason, at, "FINISHED", dict(context or {}))
+
+
+def audit_trail(settings: Settings, model: str) -> list[AliasMove]:
+    """Every recorded alias move of `model`, oldest first."""
+    from mlflow import MlflowClient
+
+    experiment = tracking.connect(settings, AUDIT_EXPERIMENT)
+    runs = MlflowClient().search_runs(
+        [experiment],
+        filter_string=f"params.model = '{model}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=5000,
+    )
+    moves = []
+    for run in runs:
+        params, tags = run.data.params, run.data.tags
+        context = {key: value for key, value in params.items() if key.startswith("airflow.")}
+        moves.append(
+            AliasMove(
+                model=params["model"],
+                action=params["action"],
+                from_version=int(params["from_version"]) if params["from_version"] != "none" else None,
+                to_version=int(params["to_version"]),
+                reason=params["reason"],
+                at=params["at"],
+                status=run.info.status,
+                context=context,
+                error=tags.get("error", ""),
+            )
+        )
+    return sorted(moves, key=lambda move: move.at)
+
+
+def _open_entry(
+    settings: Settings,
+    client: MlflowClient,
+    model: str,
+    action: str,
+    current: int | None,
+    to_version: int,
+    reason: str,
+    at: str,
+    context: dict[str, str],
+) -> str:
+    experiment = tracking.connect(settings, AUDIT_EXPERIMENT)
+    run = client.create_run(experiment, run_name=f"{action} {model} {_name(current)} -> v{to_version}")
+    params = {
+        "model": model,
+        "action": action,
+        "from_version": "none" if current is None else str(current),
+        "to_version": str(to_version),
+        "reason": reason[:6000],
+        "at": at,
+        **context,
+    }
+    from mlflow.entities import Param
+
+    client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in params.items()])
+    return run.info.run_id
+
+
+def _name(version: int | None) -> str:
+    return "no champion" if version is None else f"version {version}"

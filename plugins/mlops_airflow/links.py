@@ -1,0 +1,33 @@
+"""Operator extra links: buttons on a task instance that open what the task produced.
+
+The task pushes each link's address to XCom under the link's key while it runs (the addresses
+come from the settings, not hard-coded hosts); the Airflow UI reads them back from there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+    from airflow.sdk.types import TaskInstanceKey
+
+
+class _XComLink(BaseOperatorLink):
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
+
+    def persist(self, context: Context, url: str) -> None:
+        context["ti"].xcom_push(key=self.xcom_key, value=url)
+
+
+class ModelVersionLink(_XComLink):
+    name = "MLflow model version"
+
+
+class GateReportLink(_XComLink):
+    name = "Gate report"
