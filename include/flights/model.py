@@ -28,6 +28,7 @@ SLICES = ("origin", "carrier")
 # models this project trained, so they are trusted when saving and loading (and nothing else).
 SKOPS_TRUSTED_TYPES = [
     "functools.partial",
+    "numpy.dtype",  # the one-hot encoder's output type (logistic regression)
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]

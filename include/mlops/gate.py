@@ -420,7 +420,7 @@ def _check_metric(metric: str, kind: str) -> None:
 
 def _entries(data: Mapping[str, object], kind: str) -> Sequence[Mapping[str, object]]:
     entries = data.get(kind) or []
-    if not isinstance(entries, list):
+    if not isinstance(entries, (list, tuple)):
         raise RulesError(f"{kind} is a list of rules, got {type(entries).__name__}")
     return entries
 

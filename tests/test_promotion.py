@@ -1,0 +1,238 @@
+"""The promotion gate and promotions with real MLflow (SQLite in a temp folder), real Feast and
+real models trained on three real weeks, judged on the week after them.
+
+Each test registers the logged models it needs under its own registered-model name, so that the
+champions of different tests never meet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from include.feature_repo import definitions
+from include.flights import gating, model, training
+from include.mlops import registry, tracking
+from include.mlops.feature_store import load_store, register_feature_service
+from include.mlops.lake import Interval
+from include.mlops.settings import Settings
+from tests.conftest import copy_weeks
+
+WINDOW = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC))
+AT = datetime(2026, 11, 23, tzinfo=UTC)  # the gate's evaluation set: flights of 16-22 November
+
+
+@dataclass(frozen=True)
+class Lab:
+    settings: Settings
+    models: dict[str, str]  # variant -> logged model URI
+
+
+@pytest.fixture(scope="module")
+def lab(weeks: Path, tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    settings = copy_weeks(weeks, tmp_path_factory.mktemp("promotion") / "state")
+    prepared = training.prepare(settings, WINDOW, "lab")
+    parent = tracking.start_run(settings, "promotion lab", training.run_tags(WINDOW, "test"))
+    train = pd.read_parquet(prepared.train_path)
+    labels = train[model.LABEL].to_numpy()
+
+    def fit(variant: str, config: model.ModelConfig, frame: pd.DataFrame | None = None) -> str:
+        data = prepared
+        if frame is not None:  # the same rows with altered labels
+            path = Path(prepared.train_path).with_name(f"{variant}.parquet")
+            frame.to_parquet(path, index=False)
+            data = replace(prepared, train_path=str(path))
+        return str(training.train_candidate(settings, data, config, parent, {"variant": variant})["model_uri"])
+
+    models = {
+        "weak": fit("weak", model.ModelConfig(max_iter=3)),
+        "medium": fit("medium", model.ModelConfig(max_iter=15)),
+        "small": fit("small", model.ModelConfig(max_iter=15), train.sample(frac=0.1, random_state=0)),
+        "logistic": fit("logistic", model.ModelConfig(family="logistic_regression")),
+        "shuffled": fit(
+            "shuffled",
+            model.ModelConfig(max_iter=150),
+            train.assign(is_late=np.random.default_rng(0).permutation(labels)),
+        ),
+        # American Airlines' labels upside down: fine elsewhere, broken for one carrier.
+        "aa_broken": fit(
+            "aa_broken",
+            model.ModelConfig(max_iter=150),
+            train.assign(is_late=np.where(train["carrier"] == "AA", 1 - labels, labels)),
+        ),
+        "constant": _log_constant(settings, prepared, train),
+    }
+    return Lab(settings, models)
+
+
+def _log_constant(settings: Settings, prepared: training.Prepared, train: pd.DataFrame) -> str:
+    """A model that predicts the base rate for every flight, logged like a real candidate."""
+    from mlflow.models import infer_signature
+    from sklearn.dummy import DummyClassifier
+
+    x = model.model_input(train, prepared.features)
+    constant = DummyClassifier(strategy="prior").fit(x, train[model.LABEL])
+    run_id = tracking.start_run(settings, "constant", {"variant": "constant"})
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({"threshold": training.DEFAULT_THRESHOLD, "validation_cutoff": prepared.cutoff})
+        example = x.head(5)
+        logged = mlflow.sklearn.log_model(
+            constant,
+            name="model",
+            signature=infer_signature(example, constant.predict_proba(example)[:, 1]),
+            serialization_format="skops",
+            pip_requirements=model.requirements(),
+        )
+    return logged.model_uri
+
+
+def register(lab: Lab, name: str, variant: str) -> int:
+    """Register a logged model as the next version of `name`, with its feature service."""
+    tracking.connect(lab.settings)
+    version = tracking.register(lab.models[variant], name)
+    store = load_store(lab.settings)
+    register_feature_service(store, name, version, [store.get_feature_view(v.name) for v in definitions.FEATURE_VIEWS])
+    return version
+
+
+def gate(lab: Lab, name: str, version: int) -> dict:
+    return gating.evaluate_candidate(replace(lab.settings, model_name=name), version, AT)
+
+
+def promote(lab: Lab, gated: dict) -> dict:
+    return gating.promote(replace(lab.settings, model_name=gated["model"]), gated, AT)
+
+
+def champion(lab: Lab, name: str) -> int | None:
+    tracking.connect(lab.settings)
+    return registry.alias_version(MlflowClient(), name, registry.CHAMPION)
+
+
+def make_champion(lab: Lab, name: str, variant: str) -> int:
+    """Set up a champion directly, through the audited path."""
+    version = register(lab, name, variant)
+    registry.move_champion(lab.settings, name, version, None, "promote", "test setup")
+    return version
+
+
+def test_a_first_model_is_promoted_when_it_passes_the_value_thresholds_and_rejected_when_not(lab: Lab) -> None:
+    constant = register(lab, "first", "constant")
+    decided = gate(lab, "first", constant)
+    assert decided["outcome"] == "reject" and decided["champion_version"] is None
+    assert any("roc_auc 0.5000 is outside >= 0.55" in reason for reason in decided["reasons"])
+    # Trained on calmer weeks, the logistic regression ranks a stormy week well but its
+    # probabilities are too low: worse than 50% for every flight in log loss.
+    logistic = register(lab, "first", "logistic")
+    decided = gate(lab, "first", logistic)
+    assert decided["outcome"] == "reject"
+    assert next(r for r in decided["reasons"] if "log_loss" in r).endswith("is outside <= 0.693")
+    assert champion(lab, "first") is None
+
+    medium = register(lab, "first", "medium")
+    decided = gate(lab, "first", medium)
+    assert decided["outcome"] == "first-model", decided["reasons"]
+    assert decided["evaluation_window"] == "20261116T0000Z_20261123T0000Z" and decided["evaluation_rows"] > 4000
+    promote(lab, decided)
+    assert champion(lab, "first") == medium
+
+
+def test_a_genuinely_better_candidate_is_promoted_and_the_decision_is_recorded(lab: Lab) -> None:
+    small = make_champion(lab, "better", "small")  # the same model trained on a tenth of the rows
+    medium = register(lab, "better", "medium")
+    decided = gate(lab, "better", medium)
+    assert decided["outcome"] == "promote", decided["reasons"]
+    result = promote(lab, decided)
+    assert result["promoted"] and champion(lab, "better") == medium
+    client = MlflowClient()
+    assert int(client.get_model_version_by_alias("better", registry.PREVIOUS).version) == small
+
+    tags = client.get_model_version("better", str(medium)).tags
+    assert tags["gate.decision"] == "promote" and tags["gate.champion_version"] == str(small)
+    report = mlflow.artifacts.load_text(f"runs:/{decided['candidate_run_id']}/gate/report.md")
+    assert "**Decision: PROMOTE**" in report and f"champion version {small}" in report
+    record = mlflow.artifacts.load_dict(f"runs:/{decided['candidate_run_id']}/gate/decision.json")
+    significance = next(c for c in record["decision"]["checks"] if c["kind"] == "significance")
+    assert significance["passed"] and significance["numbers"]["ci_low"] > 0
+
+
+def test_a_model_trained_on_shuffled_labels_is_rejected(lab: Lab) -> None:
+    make_champion(lab, "shuffled", "medium")
+    shuffled = register(lab, "shuffled", "shuffled")
+    decided = gate(lab, "shuffled", shuffled)
+    assert decided["outcome"] == "reject"
+    assert any(reason.startswith("roc_auc: candidate") for reason in decided["reasons"])  # non-inferiority
+    with pytest.raises(ValueError, match="rejected by the gate"):
+        promote(lab, decided)
+    assert champion(lab, "shuffled") == 1
+
+
+def test_the_same_model_registered_twice_is_not_promoted(lab: Lab) -> None:
+    make_champion(lab, "twice", "medium")
+    again = register(lab, "twice", "medium")
+    decided = gate(lab, "twice", again)
+    assert decided["outcome"] == "reject"
+    assert decided["reasons"] == [
+        "roc_auc improvement +0.0000, 95% CI [+0.0000, +0.0000] over 1000 paired resamples: "
+        "lower bound does not clear 0"
+    ]
+
+
+def test_a_candidate_better_overall_but_broken_for_one_carrier_is_rejected_naming_it(lab: Lab) -> None:
+    make_champion(lab, "slice", "shuffled")
+    broken = register(lab, "slice", "aa_broken")
+    decided = gate(lab, "slice", broken)
+    assert decided["outcome"] == "reject"
+    record = mlflow.artifacts.load_dict(f"runs:/{decided['candidate_run_id']}/gate/decision.json")
+    checks = {c["name"]: c for c in record["decision"]["checks"]}
+    assert checks["roc_auc improvement >= -0.005"]["passed"]  # better on average ...
+    assert not checks["carrier=AA roc_auc"]["passed"]  # ... but not for American Airlines
+    assert [r for r in decided["reasons"] if r.startswith("slice ")] == [checks["carrier=AA roc_auc"]["detail"]]
+    report = mlflow.artifacts.load_text(f"runs:/{decided['candidate_run_id']}/gate/report.md")
+    assert "slice carrier=AA" in report
+
+
+def test_racing_promotions_end_with_the_better_model_and_every_move_audited(lab: Lab) -> None:
+    first = make_champion(lab, "race", "shuffled")
+    medium, small = register(lab, "race", "medium"), register(lab, "race", "small")
+    decisions = [gate(lab, "race", medium), gate(lab, "race", small)]  # both judged against the same champion
+    assert [d["outcome"] for d in decisions] == ["promote", "promote"]
+
+    results: list[dict] = []
+    start = threading.Barrier(2)
+
+    def run(gated: dict) -> None:
+        start.wait()
+        results.append(promote(lab, gated))
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in decisions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert champion(lab, "race") == medium
+    aborted = [r["aborted"] for r in results if "aborted" in r]
+    assert len(aborted) == 1 and "changed since the evaluation" in aborted[0]
+    trail = registry.audit_trail(lab.settings, "race")
+    assert all(move.status == "FINISHED" for move in trail)
+    chain = [(move.from_version, move.to_version) for move in trail]
+    assert chain[0] == (None, first) and chain[-1][1] == medium
+    assert all(earlier[1] == later[0] for earlier, later in itertools.pairwise(chain))  # no move lost
+
+
+def test_the_gate_refuses_to_judge_without_evaluation_data(lab: Lab) -> None:
+    version = register(lab, "no_data", "medium")
+    settings = replace(lab.settings, model_name="no_data")
+    with pytest.raises(gating.GateError, match="features missing for 7 days of the evaluation window"):
+        gating.evaluate_candidate(settings, version, datetime(2026, 12, 20, tzinfo=UTC))
+    with pytest.raises(gating.GateError, match="no_data has no version 9"):
+        gating.evaluate_candidate(settings, 9, AT)
