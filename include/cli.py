@@ -6,9 +6,14 @@
     python -m include.cli feature-pipeline --start 2026-11-26 --end 2026-11-27   # all of the above
     python -m include.cli training-set --start 2026-11-20 --end 2026-11-27 --out train.parquet
     python -m include.cli train --start 2026-10-01 --end 2026-11-26 --configurations 4
+    python -m include.cli gate --version 3 [--at 2026-11-27] [--rules rules.yaml] [--no-promote]
+    python -m include.cli rollback --reason "v3 mislabels snow days" [--to 2]
 
-Dates are UTC days (or ISO datetimes with a zone); the interval is [start, end).
-Settings come from the environment (MLOPS_*), as in Airflow.
+Dates are UTC days (or ISO datetimes with a zone); the interval is [start, end). `gate` judges a
+version against the champion on the week before `--at` (default: today, UTC) and promotes it if it
+passes; `rollback` moves the champion back (default: to the previous champion). Both go through
+the same locked, compare-and-set and audited path as the DAGs. Settings come from the environment
+(MLOPS_*), as in Airflow.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from include.flights import pipeline
+from include.flights.gating import GateError
 from include.mlops.lake import Interval
+from include.mlops.registry import ChampionChangedError
 from include.mlops.settings import Settings
 from include.mlops.validation import DataValidationError
 
@@ -72,7 +79,36 @@ def _train(settings: Settings, interval: Interval, args: argparse.Namespace) -> 
     return training.train(settings, interval, base, configurations=args.configurations, reason=args.reason)
 
 
-STEPS = {
+def _gate(settings: Settings, args: argparse.Namespace) -> object:
+    from include.flights import gating
+
+    at = (args.at or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    rules = gating.load_rules(args.rules)
+    context = {"actor": "command line"}
+    gated = gating.evaluate_candidate(settings, args.version, at, rules, context=context)
+    if args.no_promote or gated["outcome"] == "reject":
+        return gated
+    return gating.promote(settings, gated, at, rules, context)
+
+
+def _rollback(settings: Settings, args: argparse.Namespace) -> object:
+    from mlflow import MlflowClient
+
+    from include.mlops import registry, tracking
+
+    tracking.connect(settings)
+    client = MlflowClient()
+    current = registry.alias_version(client, settings.model_name, registry.CHAMPION)
+    target = args.to or registry.alias_version(client, settings.model_name, registry.PREVIOUS)
+    if current is None or target is None:
+        raise ValueError(f"{settings.model_name} has no {'champion' if current is None else 'previous champion'}")
+    move = registry.move_champion(
+        settings, settings.model_name, target, current, "rollback", args.reason, {"actor": "command line"}
+    )
+    return move.to_dict()
+
+
+INTERVAL_STEPS = {
     "ingest": (_ingest, "fetch the interval's raw data, keep it, validate it (quarantining bad rows)"),
     "features": (_features, "build the interval's feature partitions in the offline store"),
     "materialize": (_materialize, "apply changed Feast definitions and load the interval into the online store"),
@@ -80,12 +116,16 @@ STEPS = {
     "training-set": (_training_set, "build a point-in-time training set into a Parquet file"),
     "train": (_train, "train, log to MLflow and register a model version, as the training DAG does"),
 }
+REGISTRY_STEPS = {
+    "gate": (_gate, "judge a model version against the champion; promote it if it passes"),
+    "rollback": (_rollback, "move the champion back to an earlier version, audited"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.cli", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="step", required=True)
-    for name, (_, help_text) in STEPS.items():
+    for name, (_, help_text) in INTERVAL_STEPS.items():
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("--start", type=_instant, required=True, help="interval start (UTC)")
         command.add_argument("--end", type=_instant, required=True, help="interval end, exclusive (UTC)")
@@ -96,13 +136,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("--configurations", type=int, default=1, help="configurations searched")
             command.add_argument("--seed", type=int, default=42)
             command.add_argument("--reason", default="manual (command line)", help="why this run")
+    gate = commands.add_parser("gate", help=REGISTRY_STEPS["gate"][1], description=REGISTRY_STEPS["gate"][1])
+    gate.add_argument("--version", type=int, required=True, help="the candidate version")
+    gate.add_argument("--at", type=_instant, help="the gate's time; its evaluation week ends at that UTC day")
+    gate.add_argument("--rules", help="a rule file (YAML); default: include/flights/promotion_rules.yaml")
+    gate.add_argument("--no-promote", action="store_true", help="decide and record, but do not promote")
+    rollback = commands.add_parser("rollback", help=REGISTRY_STEPS["rollback"][1])
+    rollback.add_argument("--to", type=int, help="the version to restore; default: the previous champion")
+    rollback.add_argument("--reason", required=True, help="why (kept in the audit trail)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        interval = Interval(args.start, args.end)
         settings = Settings.from_env()
-        result = STEPS[args.step][0](settings, interval, args)
-    except (DataValidationError, ValueError) as error:
+        if args.step in REGISTRY_STEPS:
+            result = REGISTRY_STEPS[args.step][0](settings, args)
+        else:
+            result = INTERVAL_STEPS[args.step][0](settings, Interval(args.start, args.end), args)
+    except (DataValidationError, ValueError, GateError, ChampionChangedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2, default=str))

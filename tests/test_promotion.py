@@ -8,6 +8,7 @@ champions of different tests never meet.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from include.cli import main
 from include.feature_repo import definitions
 from include.flights import gating, model, training
 from include.mlops import registry, tracking
@@ -236,3 +238,28 @@ def test_the_gate_refuses_to_judge_without_evaluation_data(lab: Lab) -> None:
         gating.evaluate_candidate(settings, version, datetime(2026, 12, 20, tzinfo=UTC))
     with pytest.raises(gating.GateError, match="no_data has no version 9"):
         gating.evaluate_candidate(settings, 9, AT)
+
+
+def test_the_command_line_gates_promotes_and_rolls_back(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLOPS_STATE_DIR", str(lab.settings.state_dir))
+    monkeypatch.setenv("MLOPS_MODEL_NAME", "cli")
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    first, second = register(lab, "cli", "medium"), register(lab, "cli", "small")
+    code, out, err = cli("gate", "--version", str(first), "--at", AT.date().isoformat())
+    assert code == 0, err
+    assert json.loads(out)["move"]["to_version"] == first
+    code, out, _ = cli("gate", "--version", str(second), "--at", AT.date().isoformat())
+    assert json.loads(out)["outcome"] == "reject" and champion(lab, "cli") == first
+    code, _, err = cli("rollback", "--reason", "no earlier champion")
+    assert code == 2 and "cli has no previous champion" in err
+    code, _, err = cli("rollback", "--to", str(second), "--reason", "trying the smaller model")
+    assert code == 0, err
+    assert champion(lab, "cli") == second
+    assert registry.audit_trail(lab.settings, "cli")[-1].reason == "trying the smaller model"
