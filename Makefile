@@ -55,6 +55,7 @@ format: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.training
+	$(BIN)/python -m bench.gate
 
 # Re-resolve the pinned set after editing requirements.txt.
 lock: $(BIN)/python

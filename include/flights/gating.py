@@ -117,8 +117,10 @@ def evaluate_candidate(
     run = client.get_run(candidate.run_id)
     cutoff = run.data.params.get("validation_cutoff")
     threshold = float(run.data.params.get("threshold", 0.5))
+    started = time.perf_counter()
     frame = evaluation_set(settings, at, datetime.fromisoformat(cutoff) if cutoff else None, days)
     labels = frame[model.LABEL].to_numpy()
+    evaluation_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
     cand_p, facts = _score(settings, name, version, candidate.source, frame)
@@ -163,7 +165,12 @@ def evaluate_candidate(
     for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, value)
     recording_seconds = time.perf_counter() - started
-    result["seconds"] = {"scoring": scoring_seconds, "deciding": deciding_seconds, "recording": recording_seconds}
+    result["seconds"] = {
+        "evaluation_set": evaluation_seconds,
+        "scoring": scoring_seconds,
+        "deciding": deciding_seconds,
+        "recording": recording_seconds,
+    }
     log.info("Gate: %s version %s vs champion %s: %s %s", name, version, champion, decision.outcome, decision.reasons)
     return result
 

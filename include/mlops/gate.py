@@ -274,19 +274,25 @@ def _metric(metric: str, y: np.ndarray, p: np.ndarray, weights: np.ndarray | Non
 
 def _weighted_auc(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
     """ROC AUC per row of weights: the weighted share of (positive, negative) pairs ranked right,
-    ties counting one half."""
+    ties counting one half.
+
+    The negatives are sorted once; each positive finds, by binary search, how many negatives
+    score below it and how many tie with it, the same in every resample. Per resample that leaves
+    a running sum of the negatives' weights and one weighted sum over the positives.
+    """
     import numpy as np
 
-    order = np.argsort(p, kind="stable")
-    scores, positive = p[order], y[order].astype(bool)
-    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])  # groups of tied scores
-    ws = w[:, order].astype(np.float64)
-    pos = np.add.reduceat(np.where(positive, ws, 0.0), starts, axis=1)
-    neg = np.add.reduceat(np.where(positive, 0.0, ws), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    pairs = pos.sum(axis=1) * neg.sum(axis=1)
+    positive = y.astype(bool)
+    order = np.argsort(p[~positive], kind="stable")
+    negatives = p[~positive][order]
+    below = np.searchsorted(negatives, p[positive], side="left")
+    up_to = np.searchsorted(negatives, p[positive], side="right")
+    neg_w, pos_w = w[:, ~positive][:, order], w[:, positive]
+    running = np.zeros((w.shape[0], neg_w.shape[1] + 1))
+    np.cumsum(neg_w, axis=1, out=running[:, 1:])
+    lower, upper = running[:, below], running[:, up_to]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (pos * (below + 0.5 * neg)).sum(axis=1) / pairs
+        return (pos_w * (lower + upper)).sum(axis=1) / 2 / (pos_w.sum(axis=1) * running[:, -1])
 
 
 def _value(rule: ValueRule, metrics: Mapping[str, float]) -> Check:
