@@ -221,7 +221,7 @@ def report(result: Mapping[str, object], decision: gate.Decision) -> str:
         f"**Decision: {verdicts[decision.outcome]}**",
         "",
         f"- Compared with: {_versions(result['champion_version'])}",
-        f"- Evaluation set: {result['evaluation_rows']} labelled flights departing in {result['evaluation_window']}",
+        f"- Evaluation set: {result['evaluation_rows']} labelled flights departing {_days(result)}",
         f"- Decided at: {result['decided_at']}",
     ]
     if "airflow.run_id" in result:
@@ -272,6 +272,11 @@ def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) ->
 def _scores(frame: pd.DataFrame, p: np.ndarray, threshold: float) -> gate.Scores:
     evaluation = evaluate(frame[model.LABEL].to_numpy(), p, threshold, {s: frame[s] for s in model.SLICES})
     return gate.Scores(evaluation.overall, evaluation.slices, p)
+
+
+def _days(result: Mapping[str, object]) -> str:
+    window = Interval.from_key(str(result["evaluation_window"]))
+    return f"from {window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC (end excluded)"
 
 
 def _versions(version: object) -> str:
