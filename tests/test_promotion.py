@@ -238,6 +238,9 @@ def test_the_gate_refuses_to_judge_without_evaluation_data(lab: Lab) -> None:
         gating.evaluate_candidate(settings, version, datetime(2026, 12, 20, tzinfo=UTC))
     with pytest.raises(gating.GateError, match="no_data has no version 9"):
         gating.evaluate_candidate(settings, 9, AT)
+    unserved = tracking.register(lab.models["medium"], "no_data")  # registered without its feature service
+    with pytest.raises(gating.GateError, match=f"version {unserved} of no_data has no feature service no_data_v2"):
+        gating.evaluate_candidate(settings, unserved, AT)
 
 
 def test_the_command_line_gates_promotes_and_rolls_back(

@@ -258,12 +258,16 @@ def _score(
 
 def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) -> list[str]:
     """The model's inputs that neither its feature service nor the request itself provides."""
+    from feast.errors import FeatureServiceNotFoundException
+
     from include.mlops.feature_store import feature_service_name, load_store
 
     try:
         service = load_store(settings).get_feature_service(feature_service_name(name, version))
-    except Exception as error:  # Feast raises its own not-found types
-        raise GateError(f"feature service {feature_service_name(name, version)} not found: {error}") from None
+    except FeatureServiceNotFoundException:
+        raise GateError(
+            f"version {version} of {name} has no feature service {feature_service_name(name, version)}"
+        ) from None
     served = {f"{p.name_to_use()}__{f.name}" for p in service.feature_view_projections for f in p.features}
     request = set(pipeline.REQUEST_COLUMNS)
     return [c for c in inputs if c not in served and c not in request]
