@@ -56,29 +56,19 @@ def model_rollback():
     @task(pool=PROMOTION_POOL)
     def rollback(**context: Context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
-        from mlflow import MlflowClient
 
-        from include.mlops import registry, tracking
+        from include.mlops import registry
         from mlops_airflow.context import airflow_ids
         from mlops_airflow.hooks import MlflowHook
 
         params = context["params"]
         settings = MlflowHook().get_settings()
-        name = settings.model_name
-        tracking.connect(settings)
-        client = MlflowClient()
-        current = registry.alias_version(client, name, registry.CHAMPION)
-        target = params["target_version"] or registry.alias_version(client, name, registry.PREVIOUS)
-        if current is None:
-            raise AirflowFailException(f"{name} has no champion: there is nothing to roll back")
-        if target is None:
-            raise AirflowFailException(f"{name} has no previous champion: choose the version to restore")
         try:
-            move = registry.move_champion(
-                settings, name, int(target), current, "rollback", params["reason"], airflow_ids(context)
+            move = registry.rollback(
+                settings, settings.model_name, params["target_version"], params["reason"], airflow_ids(context)
             )
         except (ValueError, registry.ChampionChangedError) as error:
-            raise AirflowFailException(str(error)) from None
+            raise AirflowFailException(str(error)) from None  # retrying cannot change the answer
         return move.to_dict()
 
     rollback()

@@ -92,19 +92,9 @@ def _gate(settings: Settings, args: argparse.Namespace) -> object:
 
 
 def _rollback(settings: Settings, args: argparse.Namespace) -> object:
-    from mlflow import MlflowClient
+    from include.mlops import registry
 
-    from include.mlops import registry, tracking
-
-    tracking.connect(settings)
-    client = MlflowClient()
-    current = registry.alias_version(client, settings.model_name, registry.CHAMPION)
-    target = args.to or registry.alias_version(client, settings.model_name, registry.PREVIOUS)
-    if current is None or target is None:
-        raise ValueError(f"{settings.model_name} has no {'champion' if current is None else 'previous champion'}")
-    move = registry.move_champion(
-        settings, settings.model_name, target, current, "rollback", args.reason, {"actor": "command line"}
-    )
+    move = registry.rollback(settings, settings.model_name, args.to, args.reason, {"actor": "command line"})
     return move.to_dict()
 
 

@@ -147,6 +147,23 @@ def move_champion(
     return AliasMove(model, action, current, to_version, reason, at, "FINISHED", dict(context or {}))
 
 
+def rollback(
+    settings: Settings, model: str, to_version: int | None, reason: str, context: Mapping[str, str] | None = None
+) -> AliasMove:
+    """Move the champion back to `to_version` (default: the previous champion), audited."""
+    from mlflow import MlflowClient
+
+    tracking.connect(settings)
+    client = MlflowClient()
+    current = alias_version(client, model, CHAMPION)
+    if current is None:
+        raise ValueError(f"{model} has no champion: there is nothing to roll back")
+    target = to_version or alias_version(client, model, PREVIOUS)
+    if target is None:
+        raise ValueError(f"{model} has no previous champion: choose the version to restore")
+    return move_champion(settings, model, target, current, "rollback", reason, context)
+
+
 def audit_trail(settings: Settings, model: str) -> list[AliasMove]:
     """Every recorded alias move of `model`, oldest first."""
     from mlflow import MlflowClient
