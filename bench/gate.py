@@ -23,10 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.features import Result, isolated, peak_mb
-from include.feature_repo import definitions
 from include.flights import gating, model, pipeline, training
 from include.mlops import gate, registry, tracking
-from include.mlops.feature_store import load_store, register_feature_service
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 
@@ -48,11 +46,7 @@ def run(state_dir: str) -> Result:
     versions = []
     for config in (model.ModelConfig(max_iter=20), model.ModelConfig(max_iter=100)):
         trained = training.train_candidate(settings, prepared, config, parent, {})
-        version = tracking.register(str(trained["model_uri"]), settings.model_name)
-        store = load_store(settings)
-        views = [store.get_feature_view(view.name) for view in definitions.FEATURE_VIEWS]
-        register_feature_service(store, settings.model_name, version, views)
-        versions.append(version)
+        versions.append(training.register_version(settings, str(trained["model_uri"]))[0])
     registry.move_champion(settings, settings.model_name, versions[0], None, "promote", "benchmark setup")
 
     started = time.perf_counter()

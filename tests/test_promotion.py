@@ -21,10 +21,8 @@ import pytest
 from mlflow import MlflowClient
 
 from include.cli import main
-from include.feature_repo import definitions
 from include.flights import gating, model, training
 from include.mlops import registry, tracking
-from include.mlops.feature_store import load_store, register_feature_service
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from tests.conftest import copy_weeks
@@ -99,11 +97,7 @@ def _log_constant(settings: Settings, prepared: training.Prepared, train: pd.Dat
 
 def register(lab: Lab, name: str, variant: str) -> int:
     """Register a logged model as the next version of `name`, with its feature service."""
-    tracking.connect(lab.settings)
-    version = tracking.register(lab.models[variant], name)
-    store = load_store(lab.settings)
-    register_feature_service(store, name, version, [store.get_feature_view(v.name) for v in definitions.FEATURE_VIEWS])
-    return version
+    return training.register_version(replace(lab.settings, model_name=name), lab.models[variant])[0]
 
 
 def gate(lab: Lab, name: str, version: int) -> dict:

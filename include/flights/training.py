@@ -194,16 +194,14 @@ def best(candidates: list[dict[str, object]], metric: str = "roc_auc") -> dict[s
     return max(candidates, key=lambda c: (c["metrics"][metric], -candidates.index(c)))  # type: ignore[index]
 
 
-def register_best(settings: Settings, candidates: list[dict[str, object]], parent_run_id: str) -> dict[str, object]:
-    """Register the best candidate as a model version and create its Feast feature service."""
-    from mlflow import MlflowClient
-
+def register_version(settings: Settings, model_uri: str) -> tuple[int, str]:
+    """Register a logged model as the next version of the settings' model, with the Feast feature
+    service `<model>_v<version>` that serves its features; return the version and the service."""
     from include.feature_repo import definitions
     from include.mlops.feature_store import register_feature_service
 
-    chosen = best(candidates)
     tracking.connect(settings)
-    version = tracking.register(str(chosen["model_uri"]), settings.model_name)
+    version = tracking.register(model_uri, settings.model_name)
     store = load_store(settings)
     service = register_feature_service(
         store,
@@ -212,10 +210,19 @@ def register_best(settings: Settings, candidates: list[dict[str, object]], paren
         [store.get_feature_view(view.name) for view in definitions.FEATURE_VIEWS],
         description=f"features of {settings.model_name} version {version}",
     )
+    return version, service.name
+
+
+def register_best(settings: Settings, candidates: list[dict[str, object]], parent_run_id: str) -> dict[str, object]:
+    """Register the best candidate as a model version and create its Feast feature service."""
+    from mlflow import MlflowClient
+
+    chosen = best(candidates)
+    version, service = register_version(settings, str(chosen["model_uri"]))
     client = MlflowClient()
     for run_id in (str(chosen["run_id"]), parent_run_id):
-        client.set_tag(run_id, "feast.feature_service", service.name)
-    client.set_model_version_tag(settings.model_name, str(version), "feast.feature_service", service.name)
+        client.set_tag(run_id, "feast.feature_service", service)
+    client.set_model_version_tag(settings.model_name, str(version), "feast.feature_service", service)
     client.set_model_version_tag(settings.model_name, str(version), "parent_run_id", parent_run_id)
     client.log_metric(parent_run_id, "best_roc_auc", chosen["metrics"]["roc_auc"])  # type: ignore[index]
     log.info("Registered %s version %s from run %s", settings.model_name, version, chosen["run_id"])
@@ -223,7 +230,7 @@ def register_best(settings: Settings, candidates: list[dict[str, object]], paren
         "model": settings.model_name,
         "version": version,
         "run_id": chosen["run_id"],
-        "feature_service": service.name,
+        "feature_service": service,
     }
 
 
