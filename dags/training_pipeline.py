@@ -198,13 +198,13 @@ def training_pipeline():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.flights import gating
-        from mlops_airflow.context import airflow_ids, run_time
+        from mlops_airflow.context import airflow_ids, run_day
         from mlops_airflow.hooks import MlflowHook
 
         version = gated["candidate_version"]
         if gated["outcome"] == "reject":
             raise AirflowSkipException(f"version {version} was rejected by the gate: {'; '.join(gated['reasons'])}")
-        at = run_time(context).replace(hour=0, minute=0, second=0, microsecond=0)
+        at = run_day(context)
         result = gating.promote(MlflowHook().get_settings(), gated, at, context=airflow_ids(context))
         if not result["promoted"]:
             reasons = "; ".join(result["gate"]["reasons"])

@@ -18,7 +18,7 @@ def data_interval(context: Context) -> Interval:
 
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is None or end is None:
-        end = context["dag_run"].run_after.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = run_day(context)
         start = end - timedelta(days=1)
     return Interval(start, end)
 
@@ -35,6 +35,11 @@ def run_time(context: Context) -> datetime:
     return context["dag_run"].run_after
 
 
+def run_day(context: Context) -> datetime:
+    """Midnight UTC of the run's time: where the run's whole-day windows (training, evaluation) end."""
+    return run_time(context).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def training_window(context: Context) -> Interval:
     """The training window of a run: from its params, or the 8 weeks of whole UTC days before the
     run's time.
@@ -47,8 +52,11 @@ def training_window(context: Context) -> Interval:
 
     params = context["params"]
     now = run_time(context)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)  # windows are whole UTC days
-    end = datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC) if params.get("window_end") else midnight
+    end = (
+        datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC)
+        if params.get("window_end")
+        else run_day(context)
+    )
     start = (
         datetime.fromisoformat(params["window_start"]).replace(tzinfo=UTC)
         if params.get("window_start")

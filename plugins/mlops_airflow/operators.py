@@ -60,7 +60,7 @@ class PromotionGateOperator(BaseOperator):
 
         from include.flights import gating
         from include.mlops.gate import RulesError
-        from mlops_airflow.context import airflow_ids, run_time
+        from mlops_airflow.context import airflow_ids, run_day
         from mlops_airflow.hooks import MlflowHook
 
         settings = MlflowHook(self.mlflow_conn_id).get_settings()
@@ -74,7 +74,7 @@ class PromotionGateOperator(BaseOperator):
             ) from None
         try:
             rules = gating.load_rules(self.rules)
-            at = run_time(context).replace(hour=0, minute=0, second=0, microsecond=0)
+            at = run_day(context)
             result = gating.evaluate_candidate(settings, version, at, rules, self.evaluation_days, airflow_ids(context))
         except (RulesError, gating.GateError) as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix it
