@@ -96,6 +96,12 @@ FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
         "seed": Param(42, type="integer", minimum=0, title="Random seed"),
         "reason": Param("scheduled weekly retraining", type="string", minLength=3, maxLength=500, title="Why this run"),
         "report_url": Param(None, type=["null", "string"], title="Drift report (set by drift_monitoring)"),
+        "drifted_features": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Drifted features (set by drift_monitoring)",
+        ),
     },
 )
 def training_pipeline():
@@ -133,6 +139,8 @@ def training_pipeline():
         tags = training.run_tags(window, params["reason"], airflow_ids(context))
         if params.get("report_url"):
             tags["drift_report"] = params["report_url"]
+        if params.get("drifted_features"):
+            tags["drifted_features"] = ", ".join(params["drifted_features"])[:5000]
         parent = tracking.start_run(settings, f"training {window.key}", tags)
         try:
             prepared = training.prepare(settings, window, parent)

@@ -18,7 +18,7 @@ from include.mlops.drift import (
 
 NOW = datetime(2026, 11, 27, 6, tzinfo=UTC)
 FEATURES = [f"f{i}" for i in range(10)]
-RULES = DriftRules(key_features=("weather__temp",), min_labelled_rows=500)
+RULES = DriftRules(share_threshold=0.3, key_features=("weather__temp",), min_labelled_rows=500)
 
 
 def observe(drifted: list[str] = (), rows: int = 5000, realised: float | None = None, labelled: int = 0) -> Observation:
@@ -42,6 +42,18 @@ def test_a_large_share_of_drifted_features_asks_for_a_retrain_naming_them() -> N
 def test_one_key_feature_is_enough() -> None:
     decision = decide(RULES, observe(["weather__temp"]), History())
     assert decision.action == "retrain" and decision.reasons == ("key features drifted: weather__temp",)
+
+
+def test_one_severely_drifted_feature_is_enough_and_prediction_drift_can_be_key() -> None:
+    rules = DriftRules(severe_score=1.0, key_features=("prediction",))
+    scores = {"f1": 3.6, "f2": 0.2, "f3": float("nan")}
+    verdicts = {"f1": True, "f2": True, "f3": False}
+    severe = decide(rules, Observation(NOW, 5000, 5000, verdicts, scores=scores), History())
+    assert severe.action == "retrain" and severe.reasons[-1] == "severe drift (score >= 1): f1 3.60"
+    mild = Observation(NOW, 5000, 5000, {"f1": True, "f2": False, "f3": False}, scores={"f1": 0.4})
+    assert decide(rules, mild, History()).action == "no_drift"
+    moved = Observation(NOW, 5000, 5000, {"f1": False}, prediction_drifted=True)
+    assert decide(rules, moved, History()).reasons == ("key features drifted: prediction",)
 
 
 def test_quality_loss_beyond_tolerance_asks_for_a_retrain_only_with_enough_labels() -> None:

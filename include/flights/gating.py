@@ -240,15 +240,10 @@ def _score(
     settings: Settings, name: str, version: int, source: str, frame: pd.DataFrame
 ) -> tuple[np.ndarray, gate.Operational]:
     """Probabilities of one model version on `frame`, with its latency, size and served inputs."""
-    import mlflow
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source))
-    model_mb = sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) / 2**20
-    inputs = mlflow.models.Model.load(local).get_input_schema().input_names()
+    loaded, inputs, model_mb = tracking.load_model(source)
     missing = [c for c in inputs if c not in frame.columns]
     if missing:
         raise GateError(f"version {version} of {name} needs columns the evaluation set lacks: {', '.join(missing)}")
-    loaded = mlflow.sklearn.load_model(str(local))
     x = model.model_input(frame, inputs)
     started = time.perf_counter()
     p = loaded.predict_proba(x)[:, 1]

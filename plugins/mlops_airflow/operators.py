@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from mlops_airflow.links import GateReportLink, ModelVersionLink
+from mlops_airflow.links import DriftReportLink, GateReportLink, ModelVersionLink, MonitoringRunLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -81,4 +81,70 @@ class PromotionGateOperator(BaseOperator):
         ModelVersionLink().persist(context, result["model_version_url"])
         GateReportLink().persist(context, result["report_url"])
         self.log.info("Decision: %s; reasons: %s", result["outcome"], result["reasons"] or "every check passed")
+        return result
+
+
+class DriftCheckOperator(BaseOperator):
+    """Compare production's recent predictions with the champion's training data; decide.
+
+    Evidently reports data drift of every monitored feature and of the prediction, and the
+    classification quality of the flights whose labels landed; the drift policy decides whether
+    to ask for a retrain (see `include.flights.monitoring` and `include.mlops.drift`). The check
+    is recorded as a run of the MLflow experiment `drift_monitoring`, with the reports as HTML
+    and JSON; the task's extra links open the Evidently report and that run. The decision is
+    returned (XCom) for the tasks that trigger training and escalate. It skips when there is no
+    champion to monitor.
+
+    :param window_days: days of the predictions log before the run's time (templated).
+    :param rules: the drift rules as a mapping, a YAML file path or YAML text (templated); default:
+        `include/flights/drift_rules.yaml`.
+    :param training_dag_id: the DAG whose queued or running runs hold back a new retrain.
+    :param mlflow_conn_id: Airflow connection of the MLflow tracking server.
+    """
+
+    template_fields: Sequence[str] = ("window_days", "rules")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"rules": "json"}
+    operator_extra_links = (DriftReportLink(), MonitoringRunLink())
+    ui_color = "#fdf1e0"
+
+    def __init__(
+        self,
+        *,
+        window_days: int | str = 7,
+        rules: str | Mapping[str, Any] | None = None,
+        training_dag_id: str = "training_pipeline",
+        mlflow_conn_id: str = "mlflow_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.window_days = window_days
+        self.rules = rules
+        self.training_dag_id = training_dag_id
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from include.flights import inference, monitoring
+        from include.mlops.drift import DriftRulesError
+        from mlops_airflow.context import airflow_ids, run_day
+        from mlops_airflow.hooks import MlflowHook
+
+        settings = MlflowHook(self.mlflow_conn_id).get_settings()
+        try:
+            days = int(self.window_days)
+        except (TypeError, ValueError):
+            raise AirflowFailException(f"window_days must be a number of days, got {self.window_days!r}") from None
+        active = context["ti"].get_dr_count(dag_id=self.training_dag_id, states=["queued", "running"])
+        try:
+            rules = monitoring.load_rules(self.rules or None)
+            result = monitoring.check(settings, run_day(context), days, rules, active > 0, airflow_ids(context))
+        except inference.NoChampionError as error:
+            raise AirflowSkipException(str(error)) from None
+        except DriftRulesError as error:
+            raise AirflowFailException(str(error)) from None  # retrying cannot fix the rules
+        if result["report_url"]:
+            DriftReportLink().persist(context, result["report_url"])
+        MonitoringRunLink().persist(context, result["run_url"])
+        self.log.info("Decision: %s; %s", result["action"], "; ".join(result["reasons"]))
         return result

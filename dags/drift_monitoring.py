@@ -1,0 +1,130 @@
+"""
+# Drift monitoring
+
+Daily. Watches what the champion sees in production, asks for a retrain when the world moved,
+and calls a person when retraining did not help.
+
+1. **predictions_ready**: a sensor that waits (rescheduling itself) until `batch_inference` has
+   scored the last day of the window; skips when there is no champion to monitor.
+2. **check** (`DriftCheckOperator`): Evidently's report of the last `window_days` of the
+   predictions log against the champion's training-feature sample (data drift of every feature,
+   prediction drift) and the classification quality of the flights whose labels landed, against
+   the champion's validation figure. The rules of `include/flights/drift_rules.yaml` (or the
+   `rules` param) decide: retrain, no drift, hold (a training run is queued or running, or the
+   cooldown after the last retrain is not over) or skip (too few rows). Recorded as a run of the
+   MLflow experiment `drift_monitoring`; the task's extra links open the Evidently report and run.
+3. **retrain_needed** → **trigger_training** → **record_retrain**: only on `retrain` (otherwise
+   they are skipped, which is not a failure). Triggers `training_pipeline` with the conf
+   `{reason, report_url, drifted_features}` and notes the triggered run on the check's MLflow run,
+   which is how the next checks know a retrain is under way.
+4. **escalate**: fails, with a message saying what persisted since when, when the condition holds
+   although the retrain it asked for did not help: its candidate was rejected by the gate, or the
+   condition still holds `escalate_after_runs` checks after its promotion. Its failure callback
+   (`EscalationNotifier`) writes the alert log and, when configured, sends an e-mail or calls a
+   webhook. Skipped otherwise; each retrain escalates at most once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
+
+from mlops_airflow.notifiers import EscalationNotifier
+from mlops_airflow.operators import DriftCheckOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["mlops", "monitoring", "evidently"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+    params={
+        "window_days": Param(
+            7,
+            type="integer",
+            minimum=1,
+            maximum=60,
+            title="Window (days)",
+            description="Days of the predictions log compared with the champion's training data.",
+        ),
+        "rules": Param(
+            None,
+            type=["null", "object"],
+            title="Drift rules",
+            description="Sections 'report' and 'policy' overriding include/flights/drift_rules.yaml. Empty: the file.",
+        ),
+    },
+)
+def drift_monitoring():
+    @task.sensor(poke_interval=timedelta(minutes=5), timeout=timedelta(hours=12), mode="reschedule")
+    def predictions_ready(**context: Context) -> PokeReturnValue:
+        import logging
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.flights import inference
+        from include.mlops.lake import Interval
+        from mlops_airflow.context import run_day
+        from mlops_airflow.hooks import MlflowHook
+
+        settings = MlflowHook().get_settings()
+        try:
+            inference.champion(settings)
+        except inference.NoChampionError as error:
+            raise AirflowSkipException(str(error)) from None
+        end = run_day(context)
+        missing = inference.unscored_days(settings, Interval(end - timedelta(days=1), end))
+        if missing:
+            logging.getLogger(__name__).info("Waiting for batch_inference to score %s", ", ".join(missing))
+        return PokeReturnValue(is_done=not missing)
+
+    check = DriftCheckOperator(task_id="check", window_days="{{ params.window_days }}", rules="{{ params.rules }}")
+
+    @task.short_circuit
+    def retrain_needed(result: dict) -> bool:
+        return result["action"] == "retrain"
+
+    trigger_training = TriggerDagRunOperator(
+        task_id="trigger_training",
+        trigger_dag_id="training_pipeline",
+        trigger_run_id="drift__{{ run_id }}",
+        conf="{{ ti.xcom_pull(task_ids='check')['trigger_conf'] }}",
+        skip_when_already_exists=True,  # a retry or rerun never asks twice
+    )
+
+    @task
+    def record_retrain(result: dict, **context: Context) -> str:
+        from include.flights import monitoring
+        from mlops_airflow.hooks import MlflowHook
+
+        training_run_id = f"drift__{context['run_id']}"
+        monitoring.record_retrain(MlflowHook().get_settings(), result["monitoring_run_id"], training_run_id)
+        return training_run_id
+
+    @task(on_failure_callback=EscalationNotifier())  # AirflowFailException: no retry, one alert
+    def escalate(result: dict) -> None:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        if result["escalation"]:
+            raise AirflowFailException(f"{result['model']}: {result['escalation']}. Report: {result['report_url']}")
+        raise AirflowSkipException("nothing to escalate: no drift persists after a retrain")
+
+    predictions_ready() >> check
+    retrain_needed(check.output) >> trigger_training >> record_retrain(check.output)
+    escalate(check.output)
+
+
+dag = drift_monitoring()
+
+if __name__ == "__main__":
+    dag.test()
