@@ -8,12 +8,16 @@
     python -m include.cli train --start 2026-10-01 --end 2026-11-26 --configurations 4
     python -m include.cli gate --version 3 [--at 2026-11-27] [--rules rules.yaml] [--no-promote]
     python -m include.cli rollback --reason "v3 mislabels snow days" [--to 2]
+    python -m include.cli score --start 2026-11-26 --end 2026-11-27
+    python -m include.cli drift [--at 2026-11-27] [--days 7] [--rules drift_rules.yaml]
 
 Dates are UTC days (or ISO datetimes with a zone); the interval is [start, end). `gate` judges a
 version against the champion on the week before `--at` (default: today, UTC) and promotes it if it
 passes; `rollback` moves the champion back (default: to the previous champion). Both go through
-the same locked, compare-and-set and audited path as the DAGs. Settings come from the environment
-(MLOPS_*), as in Airflow.
+the same locked, compare-and-set and audited path as the DAGs. `score` writes the champion's
+predictions of the interval to the predictions log; `drift` runs the drift check of the `--days`
+before `--at` and records it, but triggers nothing (that is the drift_monitoring DAG's job).
+Settings come from the environment (MLOPS_*), as in Airflow.
 """
 
 from __future__ import annotations
@@ -98,6 +102,20 @@ def _rollback(settings: Settings, args: argparse.Namespace) -> object:
     return move.to_dict()
 
 
+def _score(settings: Settings, interval: Interval, _: argparse.Namespace) -> object:
+    from include.flights import inference
+
+    return inference.score(settings, interval)
+
+
+def _drift(settings: Settings, args: argparse.Namespace) -> object:
+    from include.flights import monitoring
+
+    at = (args.at or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
+    rules = monitoring.load_rules(args.rules)
+    return monitoring.check(settings, at, args.days, rules, context={"actor": "command line"})
+
+
 INTERVAL_STEPS = {
     "ingest": (_ingest, "fetch the interval's raw data, keep it, validate it (quarantining bad rows)"),
     "features": (_features, "build the interval's feature partitions in the offline store"),
@@ -105,10 +123,12 @@ INTERVAL_STEPS = {
     "feature-pipeline": (_feature_pipeline, "ingest, features and materialize in one go"),
     "training-set": (_training_set, "build a point-in-time training set into a Parquet file"),
     "train": (_train, "train, log to MLflow and register a model version, as the training DAG does"),
+    "score": (_score, "score the interval's scheduled flights with the champion into the predictions log"),
 }
 REGISTRY_STEPS = {
     "gate": (_gate, "judge a model version against the champion; promote it if it passes"),
     "rollback": (_rollback, "move the champion back to an earlier version, audited"),
+    "drift": (_drift, "check the predictions log for drift against the champion's training data; record it"),
 }
 
 
@@ -134,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rollback = commands.add_parser("rollback", help=REGISTRY_STEPS["rollback"][1])
     rollback.add_argument("--to", type=int, help="the version to restore; default: the previous champion")
     rollback.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    check = commands.add_parser("drift", help=REGISTRY_STEPS["drift"][1], description=REGISTRY_STEPS["drift"][1])
+    check.add_argument("--at", type=_instant, help="the check's time; its window ends at that UTC day")
+    check.add_argument("--days", type=int, default=7, help="days of predictions before --at (default 7)")
+    check.add_argument("--rules", help="a rule file (YAML); default: include/flights/drift_rules.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -142,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = REGISTRY_STEPS[args.step][0](settings, args)
         else:
             result = INTERVAL_STEPS[args.step][0](settings, Interval(args.start, args.end), args)
-    except (DataValidationError, ValueError, GateError, ChampionChangedError) as error:
+    except (DataValidationError, ValueError, LookupError, GateError, ChampionChangedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2, default=str))
