@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.gate
+	$(BIN)/python -m bench.drift
 
 # Re-resolve the pinned set after editing requirements.txt.
 lock: $(BIN)/python

@@ -30,7 +30,7 @@ from include.flights import model, pipeline
 from include.mlops import gate, registry, tracking
 from include.mlops.evaluation import evaluate
 from include.mlops.lake import Interval
-from include.mlops.settings import Settings
+from include.mlops.settings import Settings, rule_set
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,18 +49,10 @@ class GateError(RuntimeError):
 
 def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> gate.Rules:
     """Rules from a mapping, a YAML file, YAML text, or the project's default file."""
-    import yaml
-
-    if rules is None:
-        rules = DEFAULT_RULES
-    if isinstance(rules, Path) or (isinstance(rules, str) and rules.endswith((".yaml", ".yml"))):
-        path = Path(rules)
-        if not path.is_file():
-            raise gate.RulesError(f"rule file {path} does not exist")
-        rules = yaml.safe_load(path.read_text())
-    elif isinstance(rules, str):
-        rules = yaml.safe_load(rules)
-    return gate.Rules.from_dict(rules)  # type: ignore[arg-type]
+    try:
+        return gate.Rules.from_dict(rule_set(rules, DEFAULT_RULES))  # type: ignore[arg-type]
+    except FileNotFoundError as error:
+        raise gate.RulesError(str(error)) from None
 
 
 def evaluation_set(settings: Settings, end: datetime, not_before: datetime | None, days: int) -> pd.DataFrame:

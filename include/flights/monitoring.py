@@ -34,7 +34,7 @@ from include.mlops import drift, registry, tracking
 from include.mlops.evaluation import binary_metrics
 from include.mlops.lake import Interval
 from include.mlops.monitoring import DriftConfig, DriftConfigError
-from include.mlops.settings import Settings
+from include.mlops.settings import Settings, rule_set
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,17 +65,10 @@ def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> Monito
     Sections missing from a mapping keep their defaults; a malformed one raises
     `DriftRulesError` naming the problem.
     """
-    import yaml
-
-    if rules is None:
-        rules = DEFAULT_RULES
-    if isinstance(rules, Path) or (isinstance(rules, str) and rules.endswith((".yaml", ".yml"))):
-        path = Path(rules)
-        if not path.is_file():
-            raise drift.DriftRulesError(f"drift rule file {path} does not exist")
-        rules = yaml.safe_load(path.read_text())
-    elif isinstance(rules, str):
-        rules = yaml.safe_load(rules)
+    try:
+        rules = rule_set(rules, DEFAULT_RULES)  # type: ignore[assignment]
+    except FileNotFoundError as error:
+        raise drift.DriftRulesError(f"drift {error}") from None
     if not isinstance(rules, Mapping):
         raise drift.DriftRulesError(f"drift rules must be a mapping with 'report' and 'policy', got {rules!r}")
     unknown = set(rules) - {"report", "policy"}

@@ -22,6 +22,23 @@ DEFAULT_MATERIALIZE_OVERLAP = timedelta(days=1)
 DEFAULT_HISTORY = timedelta(days=7)
 
 
+def rule_set(rules: str | Path | Mapping[str, object] | None, default: Path) -> object:
+    """A rule set as data: a mapping as it is, a YAML file (a path, or a string ending in .yaml or
+    .yml), YAML text, or the `default` file. A missing file raises FileNotFoundError naming it."""
+    import yaml
+
+    if rules is None:
+        rules = default
+    if isinstance(rules, Path) or (isinstance(rules, str) and rules.endswith((".yaml", ".yml"))):
+        path = Path(rules)
+        if not path.is_file():
+            raise FileNotFoundError(f"rule file {path} does not exist")
+        return yaml.safe_load(path.read_text())
+    if isinstance(rules, str):
+        return yaml.safe_load(rules)
+    return rules
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value the settings cannot use."""
 
