@@ -20,7 +20,9 @@ many columns' verdicts on the real shift agree with the full data's.
 
 Batch scoring: the champion (a model trained on three weeks) scores a day and a month of
 scheduled flights with `include.flights.inference.score`, rows per second, beside the model's
-`predict_proba` alone on the same rows (the floor: no loading, no feature store).
+`predict_proba` alone on the same rows (the floor: no loading, no feature store). The first day
+is scored in a cold process, as the daily task is (importing MLflow, Feast and DuckDB, opening
+the registry); the month and a second day in the same, warm process.
 
     python -m bench.drift
 """
@@ -89,16 +91,18 @@ def evidently_check(state_dir: str, sampled: bool) -> Result:
     from include.mlops.monitoring import data_drift
 
     started = time.perf_counter()
+    import evidently.metrics  # noqa: F401  once per process, reported apart from the check
+
+    imported = time.perf_counter() - started
     current, reference, numeric, categorical, config = _frames(state_dir)
     if not sampled:
         config = replace(config, sample_rows=ROWS)
-    loaded = time.perf_counter() - started
     started = time.perf_counter()
     result = data_drift(current, reference, numeric, categorical, config)
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
-        "loading": loaded,
+        "import": imported,
         "sampled_rows": list(result.sampled_rows),
         "scores": {c.column: c.score for c in result.columns},
         "drifted": sorted(c.column for c in result.columns if c.drifted),
@@ -158,7 +162,7 @@ def scoring(state_dir: str) -> Result:
     settings = Settings(state_dir=Path(state_dir))
     default_source()  # reading the source's files is setup, as it is once per worker process
     found = {}
-    for name, days in (("day", 1), ("month", 28)):
+    for name, days in (("day, cold process", 1), ("month", 28), ("day", 1)):
         interval = Interval(SCORE_FROM, SCORE_FROM + timedelta(days=days))
         started = time.perf_counter()
         result = inference.score(settings, interval)
@@ -203,6 +207,7 @@ def main() -> int:
     print(f"{label:<52}{figures}< 10 s: {time_ok}; <= 5x: {ratio_ok}")
     figures = f"{peer['seconds']:<12.2f}{'':<12}{peer['seconds'] / floor['seconds']:<8.1f}"
     print(f"{'  Evidently unsampled (peer), s':<52}{figures}")
+    print(f"{'  importing Evidently, once per process, s':<52}{ours['import']:<12.2f}")
     figures = f"{ours['peak_mb']:<12.0f}{floor['peak_mb']:<12.0f}{peer['peak_mb']:.0f}"
     print(f"{'  peak memory, MB (ours / floor / unsampled)':<52}{figures}")
     print(f"{'  verdicts agreeing with the floor (full data)':<52}{agree} of {len(floor['scores'])}")
@@ -213,12 +218,12 @@ def main() -> int:
             f"{size:<24}{noise['max_numeric_noise']:<22.3f}{noise['max_categorical_noise']:<26.3f}"
             f"{noise['agreeing_verdicts']} of {len(floor['scores'])}"
         )
-    print(f"\n{'batch scoring':<24}{'rows':<10}{'s':<10}{'rows/s':<12}{'predict_proba rows/s (floor)':<30}split (s)")
-    for name in ("day", "month"):
+    print(f"\n{'batch scoring':<20}{'rows':<10}{'s':<10}{'rows/s':<12}{'predict_proba rows/s (floor)':<30}split (s)")
+    for name in ("day, cold process", "day", "month"):
         part = found["scoring"][name]
         split = ", ".join(f"{k} {part[k]:.2f}" for k in ("loading", "features", "scoring"))
         print(
-            f"{name:<24}{part['rows']:<10}{part['seconds']:<10.2f}{part['rows'] / part['seconds']:<12.0f}"
+            f"{name:<20}{part['rows']:<10}{part['seconds']:<10.2f}{part['rows'] / part['seconds']:<12.0f}"
             f"{part['rows'] / part['floor']:<30.0f}{split}"
         )
     return 0
