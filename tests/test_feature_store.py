@@ -51,6 +51,27 @@ def test_one_feature_service_per_model_version(settings: Settings) -> None:
     assert load_store(settings).get_feature_service("flight_delay_v3")
 
 
+def test_concurrent_registry_writers_lose_nothing(settings: Settings) -> None:
+    """Processes that write the file registry at once (a backfill's runs, a training run) each
+    keep their change: the writes are serialized, and each starts from a fresh read."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipeline.apply_definitions(settings)
+
+    def register(worker: int) -> None:
+        store = load_store(settings)  # each writer has its own store and registry cache, as a process does
+        views = [store.get_feature_view("weather")]
+        for version in range(6):
+            register_feature_service(store, f"model{worker}", version, views)
+            pipeline.apply_definitions(settings)
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(register, range(3)))
+    names = {service.name for service in load_store(settings).list_feature_services()}
+    assert names == {f"model{w}_v{v}" for w in range(3) for v in range(6)}
+    assert len(load_store(settings).list_feature_views()) == len(definitions.FEATURE_VIEWS)
+
+
 @pytest.mark.parametrize(("model", "version"), [("", 1), ("m", "latest"), ("m", -1)])
 def test_feature_service_name_needs_a_model_and_a_numeric_version(model: str, version: object) -> None:
     with pytest.raises(ValueError, match="numeric version"):

@@ -1,14 +1,29 @@
 """Feast helpers: build the store for a profile, apply definitions only when they changed,
-materialize an interval, name and register feature services, point-in-time training sets."""
+materialize an interval, name and register feature services, point-in-time training sets.
+
+Writes to the registry are serialized. Feast's file registry (the embedded profile) is one
+protobuf file that every write reads, changes and rewrites whole, in place: two processes
+writing at once (a backfill's materialization beside the daily run's, a training run registering
+its feature service) lose each other's changes, and a reader that catches the file half-written
+sees an empty registry. So every write here holds a lock in the state folder and starts from a
+fresh read of the registry, and the embedded registry is written by `AtomicFileRegistryStore`,
+which replaces the file in one rename.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import logging
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING
+
+from feast.infra.registry.file import FileRegistryStore
 
 from include.mlops.settings import FEATURE_REPO, Settings
 
@@ -40,6 +55,40 @@ def load_store(settings: Settings) -> FeatureStore:
     return FeatureStore(repo_path=str(settings.state_dir), config=config)
 
 
+class AtomicFileRegistryStore(FileRegistryStore):
+    """Feast's file registry, written to a temporary file and renamed over the old one, so that
+    a reader sees the old registry or the new one, never a half-written file."""
+
+    def _write_registry(self, registry_proto: object) -> None:
+        import uuid
+
+        from feast.utils import _utc_now
+
+        registry_proto.version_id = str(uuid.uuid4())  # type: ignore[attr-defined]
+        registry_proto.last_updated.FromDatetime(_utc_now())  # type: ignore[attr-defined]
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self._filepath.parent, suffix=".tmp", delete=False) as handle:
+            handle.write(registry_proto.SerializeToString())  # type: ignore[attr-defined]
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, self._filepath)
+
+
+@contextmanager
+def registry_writes(store: FeatureStore) -> Iterator[None]:
+    """Hold the registry's write lock (one writer at a time on this machine) and start from a
+    fresh read of the registry, so that no other writer's change is overwritten."""
+    folder = Path(store.repo_path) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "feast-registry.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            store.refresh_registry()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def apply_if_changed(store: FeatureStore, objects: Sequence[object]) -> list[str]:
     """Register `objects` when any differs from the registry; return what was created or updated.
 
@@ -65,18 +114,19 @@ def apply_if_changed(store: FeatureStore, objects: Sequence[object]) -> list[str
         feature_services=services,
         permissions=[],
     )
-    registry_diff, _, _ = store.plan(desired)
-    changed = [
-        f"{diff.feast_object_type.value} {diff.name}"
-        for diff in registry_diff.feast_object_diffs
-        if diff.transition_type == TransitionType.CREATE
-        or (diff.transition_type == TransitionType.UPDATE and _differs(diff))
-    ]
-    if changed:
-        log.info("Applying changed Feast definitions: %s", ", ".join(changed))
-        store.apply([*entities, *views, *services])
-    else:
-        log.info("Feast definitions unchanged; nothing applied")
+    with registry_writes(store):
+        registry_diff, _, _ = store.plan(desired)
+        changed = [
+            f"{diff.feast_object_type.value} {diff.name}"
+            for diff in registry_diff.feast_object_diffs
+            if diff.transition_type == TransitionType.CREATE
+            or (diff.transition_type == TransitionType.UPDATE and _differs(diff))
+        ]
+        if changed:
+            log.info("Applying changed Feast definitions: %s", ", ".join(changed))
+            store.apply([*entities, *views, *services])
+        else:
+            log.info("Feast definitions unchanged; nothing applied")
     return changed
 
 
@@ -126,7 +176,8 @@ def materialize(store: FeatureStore, start: datetime, end: datetime, views: Sequ
     """Load the offline rows stamped in [start, end) of `views` into the online store."""
     log.info("Materializing %s over [%s, %s)", ", ".join(views), start.isoformat(), end.isoformat())
     # Feast's window includes its end; a row stamped at `end` belongs to the next interval.
-    store.materialize(start_date=start, end_date=end - timedelta(microseconds=1), feature_views=list(views))
+    with registry_writes(store):  # materialization records its intervals in the registry
+        store.materialize(start_date=start, end_date=end - timedelta(microseconds=1), feature_views=list(views))
 
 
 def feature_service_name(model: str, version: int | str) -> str:
@@ -143,7 +194,8 @@ def register_feature_service(
     from feast import FeatureService
 
     service = FeatureService(name=feature_service_name(model, version), features=list(views), description=description)
-    store.apply([service])
+    with registry_writes(store):
+        store.apply([service])
     return service
 
 
