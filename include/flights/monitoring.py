@@ -123,7 +123,7 @@ def check(
     client = MlflowClient()
     loaded, inputs, _ = tracking.load_model(artifact)
     window = Interval(at - timedelta(days=days), at)
-    current = inference.predictions(settings, window)
+    current = _as_champion(inference.predictions(settings, window), version, loaded, inputs)
     labelled = inference.with_labels(settings, current, at) if len(current) else current
     ref = reference(settings, run_id, loaded, inputs)
     validation = client.get_run(run_id).data.metrics.get(rules.policy.quality_metric)
@@ -238,6 +238,24 @@ def check(
             "drifted_features": list(decision.drifted_features),
         },
     }
+
+
+def _as_champion(current: pd.DataFrame, version: int, loaded: object, inputs: list[str]) -> pd.DataFrame:
+    """The window as the champion sees it. Days scored by an earlier champion (the window spans a
+    promotion) are scored again by this one from the features the log kept, so that the prediction's
+    drift and the realised quality are the champion's own; if the log lacks one of its inputs, those
+    rows are left out."""
+    if current.empty or (current["model_version"] == version).all():
+        return current
+    stale = current["model_version"] != version
+    if not set(inputs) <= set(current.columns):
+        log.warning("Left out %d rows scored by earlier versions: the log lacks some champion inputs", stale.sum())
+        return current[~stale].reset_index(drop=True)
+    current = current.copy()
+    x = model.model_input(current[stale], inputs)
+    current.loc[stale, inference.PREDICTION] = loaded.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
+    log.info("Version %s scored again %d rows of the window scored by earlier versions", version, stale.sum())
+    return current
 
 
 def record_retrain(settings: Settings, monitoring_run_id: str, training_run_id: str) -> None:
