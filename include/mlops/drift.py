@@ -157,13 +157,16 @@ def decide(rules: DriftRules, observation: Observation, history: History) -> Dri
     if observation.drifted and share >= rules.share_threshold:
         reasons.append(
             f"{len(drifted)} of {len(observation.drifted)} features drifted ({share:.0%}, threshold "
-            f"{rules.share_threshold:.0%}): {', '.join(drifted)}"
+            f"{rules.share_threshold:.0%})"
         )
     severe = sorted(name for name, score in observation.scores.items() if _severe(rules, score))
     if severe:
+        worst = sorted(severe, key=lambda name: -observation.scores[name])
+        more = f" and {len(worst) - 3} more" if len(worst) > 3 else ""
         reasons.append(
             f"severe drift (score >= {rules.severe_score:g}): "
-            + ", ".join(f"{name} {observation.scores[name]:.2f}" for name in severe)
+            + ", ".join(f"{name} {observation.scores[name]:.2f}" for name in worst[:3])
+            + more
         )
     key = [
         name
