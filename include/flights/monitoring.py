@@ -215,7 +215,7 @@ def check(
     client.set_terminated(run, "FINISHED")
 
     reason = f"drift_monitoring {at:%Y-%m-%d}: " + "; ".join(decision.reasons)
-    report_url = settings.artifact_url(run, "drift/report.html") if result else None
+    report_url = settings.run_url(experiment_id, run) + "/artifacts/drift/report.html" if result else None
     log.info("Drift check %s: %s (%s)", at.isoformat(), decision.action, "; ".join(decision.reasons))
     return {
         "model": settings.model_name,

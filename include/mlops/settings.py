@@ -106,10 +106,6 @@ class Settings:
         """The page of a run in the MLflow UI."""
         return f"{self.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
 
-    def artifact_url(self, run_id: str, path: str) -> str:
-        """A run's artifact file as MLflow's server serves it (an HTML report opens as a page)."""
-        return f"{self.mlflow_ui_url}/get-artifact?path={path}&run_uuid={run_id}"
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ

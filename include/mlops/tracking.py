@@ -28,6 +28,8 @@ def connect(settings: Settings, experiment: str = EXPERIMENT) -> str:
     """
     import mlflow
 
+    # MLflow draws a progress bar on stderr for every artifact download, which Airflow logs as errors.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.mlflow_tracking_uri is None:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
