@@ -151,7 +151,7 @@ def check(
         scores={c.column: c.score for c in features},
         prediction_drifted=bool(result and result.column(inference.PREDICTION).drifted),
     )
-    checks = _history(client, experiment_id, settings.model_name, at)
+    checks = _history(client, experiment_id, settings.model_name, at, (context or {}).get("airflow.run_id"))
     decision = drift.decide(rules.policy, observation, _history_summary(checks, training_active))
     retrain = _last_retrain(settings, client, checks, at)
     alert = drift.escalation(rules.policy, decision, _condition_since(checks, at), retrain)
@@ -266,13 +266,19 @@ def record_retrain(settings: Settings, monitoring_run_id: str, training_run_id: 
     MlflowClient().set_tag(monitoring_run_id, "drift.retrain_run_id", training_run_id)
 
 
-def _history(client: MlflowClient, experiment_id: str, name: str, at: datetime) -> list[Run]:
-    """The earlier checks of `name`, oldest first; of several checks at the same time, the last."""
+def _history(client: MlflowClient, experiment_id: str, name: str, at: datetime, run_id: str | None) -> list[Run]:
+    """The checks of `name` before this one, oldest first: those up to `at`, other than the
+    earlier tries of this Airflow run (a retry or a cleared task judges afresh)."""
     runs = client.search_runs(
         [experiment_id], filter_string=f"tags.`drift.model` = '{name}'", max_results=5000, order_by=["start_time ASC"]
     )
-    latest = {run.data.tags["drift.at"]: run for run in runs if datetime.fromisoformat(run.data.tags["drift.at"]) < at}
-    return [latest[key] for key in sorted(latest, key=datetime.fromisoformat)]
+    earlier = [
+        run
+        for run in runs
+        if datetime.fromisoformat(run.data.tags["drift.at"]) <= at
+        and (run_id is None or run.data.tags.get("airflow.run_id") != run_id)
+    ]
+    return sorted(earlier, key=lambda run: datetime.fromisoformat(run.data.tags["drift.at"]))  # stable: start order
 
 
 def _history_summary(checks: list[Run], training_active: bool) -> drift.History:
