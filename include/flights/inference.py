@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"  # the lake zone of the predictions log; its table is the model's name
 PREDICTION = "prediction"  # the probability column
 LOG_KEYS = ["flight_id", "event_timestamp", "sched_dep_at"]
-MODEL_COLUMNS = ["model_name", "model_version", "model_run_id"]
 
 
 class NoChampionError(LookupError):
