@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,14 +82,13 @@ def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> Monito
     return MonitorRules(report, drift.DriftRules.from_dict(rules.get("policy") or {}))
 
 
-def reference(settings: Settings, run_id: str, loaded: object, inputs: list[str]) -> pd.DataFrame:
+def reference(run: Run, loaded: object, inputs: list[str]) -> pd.DataFrame:
     """The champion's training-feature sample with the champion's predictions on it."""
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    experiment = client.get_run(run_id).info.experiment_id
+    run_id = run.info.run_id
     try:
-        sample = client.load_table(experiment, REFERENCE_ARTIFACT, run_ids=[run_id])
+        sample = MlflowClient().load_table(run.info.experiment_id, REFERENCE_ARTIFACT, run_ids=[run_id])
     except Exception as error:  # MLflow raises a bare MlflowException when the table is missing
         raise drift.DriftRulesError(
             f"the champion's run {run_id} has no {REFERENCE_ARTIFACT}: it cannot be monitored ({error})"
@@ -112,6 +112,7 @@ def check(
     Raises `inference.NoChampionError` when there is no champion to monitor.
     """
     from mlflow import MlflowClient
+    from mlflow.entities import Metric
 
     from include.mlops.monitoring import classification_quality, data_drift
 
@@ -125,9 +126,10 @@ def check(
     window = Interval(at - timedelta(days=days), at)
     current = _as_champion(inference.predictions(settings, window), version, loaded, inputs)
     labelled = inference.with_labels(settings, current, at) if len(current) else current
-    ref = reference(settings, run_id, loaded, inputs)
-    validation = client.get_run(run_id).data.metrics.get(rules.policy.quality_metric)
-    threshold = float(client.get_run(run_id).data.params.get("threshold", 0.5))
+    champion_run = client.get_run(run_id)
+    ref = reference(champion_run, loaded, inputs)
+    validation = champion_run.data.metrics.get(rules.policy.quality_metric)
+    threshold = float(champion_run.data.params.get("threshold", 0.5))
 
     enough = len(current) >= rules.policy.min_current_rows and len(ref) >= rules.policy.min_reference_rows
     result = None
@@ -153,7 +155,7 @@ def check(
     )
     checks = _history(client, experiment_id, settings.model_name, at, (context or {}).get("airflow.run_id"))
     decision = drift.decide(rules.policy, observation, _history_summary(checks, training_active))
-    retrain = _last_retrain(settings, client, checks, at)
+    retrain = _last_retrain(settings, client, checks)
     alert = drift.escalation(rules.policy, decision, _condition_since(checks, at), retrain)
     escalated_for = retrain.run_id if alert and retrain else ""
     if alert and any(c.data.tags.get("drift.escalated_for") == escalated_for for c in checks):
@@ -188,8 +190,8 @@ def check(
         **({"quality_loss": decision.quality_loss} if decision.quality_loss is not None else {}),
         **({f"drift_score.{c.column}": c.score for c in result.columns} if result else {}),
     }
-    for key, value in metrics.items():
-        client.log_metric(run, key, float(value))
+    stamp = int(time.time() * 1000)
+    client.log_batch(run, metrics=[Metric(key, float(value), stamp, 0) for key, value in metrics.items()])
     record = {
         "model": settings.model_name,
         "champion_version": version,
@@ -306,7 +308,7 @@ class _Retrain(drift.Retrain):
     run_id: str = ""
 
 
-def _last_retrain(settings: Settings, client: MlflowClient, checks: list[Run], at: datetime) -> _Retrain | None:
+def _last_retrain(settings: Settings, client: MlflowClient, checks: list[Run]) -> _Retrain | None:
     """The last retrain the monitor triggered and what the gate made of its candidate."""
     triggers = [c for c in checks if c.data.tags.get("drift.retrain_run_id")]
     if not triggers:
