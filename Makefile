@@ -16,7 +16,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: install up test lint format bench lock clean
+.PHONY: install browser up test lint format bench lock clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -36,10 +36,14 @@ $(VENV)/.installed: $(BIN)/python requirements.lock
 
 install: $(VENV)/.installed
 
+# Debian's Chromium and ChromeDriver, for the browser test of the web UI.
+browser:
+	@bash scripts/install-browser.sh
+
 up: install
 	@bash scripts/up.sh
 
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

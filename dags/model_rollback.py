@@ -11,7 +11,7 @@ pool, then `include.mlops.registry.move_champion`).
   who triggered the run and when.
 
 After the move, `previous_champion` points at the version that was rolled back from, so a second
-rollback undoes the first.
+rollback undoes the first. The task's extra link opens the audit entry.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
+from mlops_airflow.decorators import task_with_links
+from mlops_airflow.links import AuditEntryLink
 from mlops_airflow.pools import PROMOTION_POOL
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
     },
 )
 def model_rollback():
-    @task(pool=PROMOTION_POOL)
+    @task_with_links(AuditEntryLink(), pool=PROMOTION_POOL)
     def rollback(**context: Context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -69,6 +71,7 @@ def model_rollback():
             )
         except (ValueError, registry.ChampionChangedError) as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot change the answer
+        AuditEntryLink().persist(context, move.entry_url)
         return move.to_dict()
 
     rollback()

@@ -11,10 +11,11 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
    (flights whose labels landed before the window's end) and splits it by time: the most recent
    20% of the window is validation. Bad data (an empty window, too few rows, one class only,
    features the store does not serve) fails here, before any training, and the MLflow run is
-   marked FAILED with the reason.
+   marked FAILED with the reason. Its extra link opens that run.
 3. **train**: one mapped task per searched configuration (dynamic task mapping), each a nested
    MLflow run with params, metrics overall and per origin and carrier, datasets, plots, a
-   reference sample and the model (skops). Runs in the `training` pool and queue.
+   reference sample and the model (skops). Runs in the `training` pool and queue. Each task's
+   extra link opens its run.
 4. **register**: the best candidate on validation ROC AUC becomes a new version of the registered
    model, with its Feast feature service `<model>_v<version>`.
 5. **gate** (`PromotionGateOperator`): the candidate and the champion are scored on the same
@@ -22,7 +23,7 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
    `include/flights/promotion_rules.yaml` decide; the decision and its report are recorded on the
    candidate's MLflow run and model version. Its extra links open the version and the report.
 6. **promote** (the one-slot `promotion` pool): moves `champion` to the candidate, compare-and-set
-   and audited; skipped when the gate rejected the candidate.
+   and audited; skipped when the gate rejected the candidate. Its extra link opens the audit entry.
 7. **close_run** (teardown): if anything after `prepare` failed for good, the parent MLflow run is
    marked FAILED, and nothing is registered.
 
@@ -38,6 +39,8 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
+from mlops_airflow.decorators import task_with_links
+from mlops_airflow.links import AuditEntryLink, MlflowRunLink
 from mlops_airflow.operators import PromotionGateOperator
 from mlops_airflow.pools import PROMOTION_POOL, TRAINING_POOL, TRAINING_QUEUE
 
@@ -122,7 +125,7 @@ def training_pipeline():
             )
         return PokeReturnValue(is_done=not missing)
 
-    @task
+    @task_with_links(MlflowRunLink())
     def prepare(**context: Context) -> dict:
         from dataclasses import asdict
 
@@ -142,6 +145,7 @@ def training_pipeline():
         if params.get("drifted_features"):
             tags["drifted_features"] = ", ".join(params["drifted_features"])[:5000]
         parent = tracking.start_run(settings, f"training {window.key}", tags)
+        MlflowRunLink().persist(context, settings.run_url(tracking.connect(settings), parent))
         try:
             prepared = training.prepare(settings, window, parent)
         except training.TrainingDataError as error:
@@ -169,15 +173,17 @@ def training_pipeline():
         )
         return [asdict(config) for config in model.search_space(base, p["configurations"])]
 
-    @task(pool=TRAINING_POOL, queue=TRAINING_QUEUE)
-    def train(run: dict, config: dict) -> dict:
+    @task_with_links(MlflowRunLink(), pool=TRAINING_POOL, queue=TRAINING_QUEUE)
+    def train(run: dict, config: dict, **context: Context) -> dict:
         from include.flights import model, training
         from mlops_airflow.hooks import MlflowHook
 
         prepared = training.Prepared(**run["prepared"])
-        return training.train_candidate(
+        trained = training.train_candidate(
             MlflowHook().get_settings(), prepared, model.ModelConfig(**config), run["parent_run_id"], run["tags"]
         )
+        MlflowRunLink().persist(context, trained["run_url"])
+        return trained
 
     @task
     def register(run: dict, candidates: list[dict]) -> dict:
@@ -201,7 +207,7 @@ def training_pipeline():
         if MlflowClient().get_run(run["parent_run_id"]).info.status == "RUNNING":
             tracking.fail_run(run["parent_run_id"], "a training or registration task failed; see the Airflow logs")
 
-    @task(pool=PROMOTION_POOL)
+    @task_with_links(AuditEntryLink(), pool=PROMOTION_POOL)
     def promote(gated: dict, **context: Context) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -217,6 +223,7 @@ def training_pipeline():
         if not result["promoted"]:
             reasons = "; ".join(result["gate"]["reasons"])
             raise AirflowSkipException(f"{result['aborted']}; judged again, version {version} was rejected: {reasons}")
+        AuditEntryLink().persist(context, result["move"]["entry_url"])
         return result
 
     run = prepare()

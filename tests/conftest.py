@@ -11,6 +11,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +28,14 @@ os.environ.update(
 )
 
 from include.flights.source import Nycflights13Source  # noqa: E402
-from include.mlops.lake import Interval  # noqa: E402
+from include.mlops.lake import Interval, Lake  # noqa: E402
 from include.mlops.settings import Settings  # noqa: E402
 
 # Real replay days: 2026-11-16 .. 2026-11-30 replays 2013-12-02 .. 2013-12-16, a stormy fortnight.
 BUILT = Interval(datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC))
 # Four weeks for training and the week after them for the promotion gate's evaluation.
 WEEKS = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
+SHIFTED_CARRIER = "UA"  # whose delay features `inject_shift` doubles
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +94,26 @@ def airflow_db() -> Path:
         env=os.environ,
     )
     return Path(os.environ["AIRFLOW_HOME"])
+
+
+def inject_shift(settings: Settings, window: Interval) -> None:
+    """The same shift in the offline store's feature rows stamped in `window` (weather and carrier
+    operations), as a broken upstream feed would write them."""
+    lake = Lake(settings.lake_dir)
+    for view, change in (
+        ("weather", lambda f: f.assign(temp=(f["temp"] - 32) * 5 / 9)),
+        ("carrier_ops", double_delays),
+    ):
+        for path in lake.partitions("features", view, window):
+            frame = pd.read_parquet(path)
+            inside = (frame["event_timestamp"] >= window.start) & (frame["event_timestamp"] < window.end)
+            frame.loc[inside] = change(frame.loc[inside])
+            frame.to_parquet(path, index=False)
+
+
+def double_delays(frame: pd.DataFrame) -> pd.DataFrame:
+    rows = frame["carrier"] == SHIFTED_CARRIER
+    columns = [c for c in frame.columns if c.startswith("mean_arr_delay")]
+    frame = frame.copy()
+    frame.loc[rows, columns] = frame.loc[rows, columns] * 2
+    return frame

@@ -22,14 +22,13 @@ from mlflow import MlflowClient
 from include import cli
 from include.flights import inference, model, monitoring, pipeline, training
 from include.mlops import drift, registry, tracking
-from include.mlops.lake import Interval, Lake
+from include.mlops.lake import Interval
 from include.mlops.monitoring import data_drift
 from include.mlops.settings import Settings
-from tests.conftest import copy_weeks
+from tests.conftest import SHIFTED_CARRIER, copy_weeks, inject_shift
 
 TRAINING = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC))
 WEEK = Interval(datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 9, tzinfo=UTC))
-SHIFTED_CARRIER = "UA"
 
 
 def day(d: int) -> datetime:
@@ -276,29 +275,6 @@ def shift_features(frame: pd.DataFrame) -> pd.DataFrame:
     for column in [c for c in shifted.columns if c.startswith("carrier_ops__mean_arr_delay")]:
         shifted.loc[rows, column] = shifted.loc[rows, column] * 2
     return shifted
-
-
-def inject_shift(settings: Settings, window: Interval) -> None:
-    """The same shift in the offline store's feature rows stamped in `window` (weather and carrier
-    operations), as a broken upstream feed would write them."""
-    lake = Lake(settings.lake_dir)
-    for view, change in (
-        ("weather", lambda f: f.assign(temp=(f["temp"] - 32) * 5 / 9)),
-        ("carrier_ops", double_delays),
-    ):
-        for path in lake.partitions("features", view, window):
-            frame = pd.read_parquet(path)
-            inside = (frame["event_timestamp"] >= window.start) & (frame["event_timestamp"] < window.end)
-            frame.loc[inside] = change(frame.loc[inside])
-            frame.to_parquet(path, index=False)
-
-
-def double_delays(frame: pd.DataFrame) -> pd.DataFrame:
-    rows = frame["carrier"] == SHIFTED_CARRIER
-    columns = [c for c in frame.columns if c.startswith("mean_arr_delay")]
-    frame = frame.copy()
-    frame.loc[rows, columns] = frame.loc[rows, columns] * 2
-    return frame
 
 
 def finish_training_runs(state: str) -> None:

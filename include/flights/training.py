@@ -122,7 +122,8 @@ def train_candidate(
     except Exception as error:
         tracking.fail_run(run_id, error)
         raise
-    return {"run_id": run_id, "config": asdict(config), **result}
+    run_url = settings.run_url(tracking.connect(settings), run_id)
+    return {"run_id": run_id, "run_url": run_url, "config": asdict(config), **result}
 
 
 def _fit_and_log(

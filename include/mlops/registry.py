@@ -54,6 +54,7 @@ class AliasMove:
     status: str  # FINISHED: the alias moved; FAILED: it did not (see error)
     context: dict[str, str]
     error: str = ""
+    entry_url: str = ""  # the audit entry in MLflow's UI
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -65,6 +66,7 @@ class AliasMove:
             "at": self.at,
             "status": self.status,
             "error": self.error,
+            "entry_url": self.entry_url,
             **self.context,
         }
 
@@ -134,7 +136,8 @@ def move_champion(
         if current == to_version:
             raise ValueError(f"version {to_version} of {model} is already the champion")
         at = datetime.now(UTC).isoformat()
-        entry = _open_entry(settings, client, model, action, current, to_version, reason, at, dict(context or {}))
+        experiment = tracking.connect(settings, AUDIT_EXPERIMENT)
+        entry = _open_entry(client, experiment, model, action, current, to_version, reason, at, dict(context or {}))
         try:
             if current is not None:
                 client.set_registered_model_alias(model, PREVIOUS, str(current))
@@ -144,7 +147,18 @@ def move_champion(
             tracking.fail_run(entry, error)
             raise
         client.set_terminated(entry, status="FINISHED")
-    return AliasMove(model, action, current, to_version, reason, at, "FINISHED", dict(context or {}))
+    return AliasMove(
+        model,
+        action,
+        current,
+        to_version,
+        reason,
+        at,
+        "FINISHED",
+        dict(context or {}),
+        "",
+        settings.run_url(experiment, entry),
+    )
 
 
 def rollback(
@@ -190,14 +204,15 @@ def audit_trail(settings: Settings, model: str) -> list[AliasMove]:
                 status=run.info.status,
                 context=context,
                 error=tags.get("error", ""),
+                entry_url=settings.run_url(experiment, run.info.run_id),
             )
         )
     return sorted(moves, key=lambda move: move.at)
 
 
 def _open_entry(
-    settings: Settings,
     client: MlflowClient,
+    experiment: str,
     model: str,
     action: str,
     current: int | None,
@@ -206,7 +221,6 @@ def _open_entry(
     at: str,
     context: dict[str, str],
 ) -> str:
-    experiment = tracking.connect(settings, AUDIT_EXPERIMENT)
     run = client.create_run(experiment, run_name=f"{action} {model} {_name(current)} -> v{to_version}")
     params = {
         "model": model,

@@ -26,7 +26,9 @@ def data_interval(context: Context) -> Interval:
 def airflow_ids(context: Context) -> dict[str, str]:
     """The Airflow identity of a task try, for MLflow tags and audit entries."""
     ti = context["ti"]
-    return {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.try_number": str(ti.try_number)}
+    ids = {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.try_number": str(ti.try_number)}
+    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    return ids | ({"airflow.triggered_by": user} if user else {})
 
 
 def run_time(context: Context) -> datetime:

@@ -2,6 +2,8 @@
 
 The task pushes each link's address to XCom under the link's key while it runs (the addresses
 come from the settings, not hard-coded hosts); the Airflow UI reads them back from there.
+Operators declare their links (`operator_extra_links`); a `@task` function declares them with
+`task_with_links` (`mlops_airflow.decorators`).
 """
 
 from __future__ import annotations
@@ -39,3 +41,11 @@ class DriftReportLink(_XComLink):
 
 class MonitoringRunLink(_XComLink):
     name = "MLflow monitoring run"
+
+
+class MlflowRunLink(_XComLink):
+    name = "MLflow run"
+
+
+class AuditEntryLink(_XComLink):
+    name = "Audit entry"

@@ -1,0 +1,232 @@
+"""What the MLOps view shows, read from MLflow: the registered model's versions, the promotion gate's
+decisions, the drift checks day by day, and the audit trail of the champion's moves.
+
+Everything here is read-only and comes from where the DAGs record it: versions, aliases and the
+gate's tags in the model registry, drift checks in the experiment `drift_monitoring`, alias moves
+in the experiment `registry_audit`. Nothing is cached: the view shows the registry as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from include.mlops import registry, tracking
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+    from mlflow.entities.model_registry import ModelVersion
+
+    from include.mlops.settings import Settings
+
+DRIFT_EXPERIMENT = "drift_monitoring"
+METRICS = ("roc_auc", "log_loss", "brier", "pr_auc")  # validation metrics of a version's run, as shown
+
+
+@dataclass(frozen=True)
+class Version:
+    version: int
+    created_at: str
+    aliases: list[str]
+    run_id: str
+    metrics: dict[str, float]  # on the validation split of its training run
+    feature_service: str
+    trigger_reason: str  # why the training run that produced it ran
+    gate: str  # the gate's decision: promote, first-model, reject, or "" when not judged
+    url: str
+    run_url: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    version: int
+    outcome: str
+    reasons: str
+    against: int | None  # the champion it was judged against
+    evaluated_at: str
+    evaluation_window: str
+    airflow_dag_id: str
+    airflow_run_id: str
+    version_url: str
+    report_url: str
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    at: str
+    action: str  # retrain, no_drift, hold, skip, escalate
+    champion_version: int
+    drift_share: float | None
+    realised_roc_auc: float | None
+    validation_roc_auc: float | None
+    drifted: str
+    reasons: str
+    escalation: str
+    retrain_run_id: str  # the training run it triggered, if any
+    airflow_run_id: str
+    run_url: str
+    report_url: str
+
+
+@dataclass(frozen=True)
+class Overview:
+    model: str
+    champion: Version | None
+    previous: Version | None
+    champion_move: registry.AliasMove | None  # the move that made the champion what it is
+    versions: list[Version] = field(default_factory=list)  # newest first
+    gate: list[GateDecision] = field(default_factory=list)  # newest first
+    drift: list[DriftCheck] = field(default_factory=list)  # oldest first
+    audit: list[registry.AliasMove] = field(default_factory=list)  # newest first
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def overview(settings: Settings, model: str) -> Overview:
+    """Everything the view shows about `model`; an unknown model has no versions."""
+    from mlflow import MlflowClient
+
+    tracking.connect(settings)
+    found, aliases = _registry(MlflowClient(), model)
+    versions = model_versions(settings, model, found, aliases)
+    champion = next((v for v in versions if registry.CHAMPION in v.aliases), None)
+    audit = list(reversed(registry.audit_trail(settings, model)))
+    move = next((m for m in audit if champion and m.status == "FINISHED" and m.to_version == champion.version), None)
+    return Overview(
+        model=model,
+        champion=champion,
+        previous=next((v for v in versions if registry.PREVIOUS in v.aliases), None),
+        champion_move=move,
+        versions=versions,
+        gate=gate_decisions(settings, model, found, versions),
+        drift=drift_checks(settings, model),
+        audit=audit,
+    )
+
+
+def model_versions(
+    settings: Settings, model: str, found: list[ModelVersion], aliases: dict[str, list[str]]
+) -> list[Version]:
+    """The versions, newest first, with their runs' validation metrics and their aliases."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    versions = []
+    for v in found:
+        run = _run(client, v.run_id)
+        metrics = run.data.metrics if run else {}
+        versions.append(
+            Version(
+                version=int(v.version),
+                created_at=_iso(v.creation_timestamp),
+                aliases=sorted(aliases.get(str(v.version), [])),
+                run_id=v.run_id or "",
+                metrics={name: metrics[name] for name in METRICS if name in metrics},
+                feature_service=v.tags.get("feast.feature_service", ""),
+                trigger_reason=run.data.tags.get("trigger_reason", "") if run else "",
+                gate=v.tags.get("gate.decision", ""),
+                url=settings.model_version_url(model, v.version),
+                run_url=settings.run_url(run.info.experiment_id, v.run_id) if run else "",
+            )
+        )
+    return sorted(versions, key=lambda v: v.version, reverse=True)
+
+
+def gate_decisions(
+    settings: Settings, model: str, found: list[ModelVersion], versions: list[Version]
+) -> list[GateDecision]:
+    """The gate's latest decision on each judged version, newest first."""
+    run_urls = {v.version: v.run_url for v in versions}
+    decisions = []
+    for v in found:
+        tags, number = v.tags, int(v.version)
+        if "gate.decision" not in tags:
+            continue
+        against = tags.get("gate.champion_version", "none")
+        decisions.append(
+            GateDecision(
+                version=number,
+                outcome=tags["gate.decision"],
+                reasons=tags.get("gate.reasons", ""),
+                against=None if against == "none" else int(against),
+                evaluated_at=tags.get("gate.evaluated_at", ""),
+                evaluation_window=tags.get("gate.evaluation_window", ""),
+                airflow_dag_id=tags.get("gate.airflow.dag_id", ""),
+                airflow_run_id=tags.get("gate.airflow.run_id", ""),
+                version_url=settings.model_version_url(model, number),
+                report_url=run_urls[number] + "/artifacts/gate/report.md" if run_urls.get(number) else "",
+            )
+        )
+    return sorted(decisions, key=lambda d: (d.evaluated_at, d.version), reverse=True)
+
+
+def drift_checks(settings: Settings, model: str) -> list[DriftCheck]:
+    """Every drift check of `model`, oldest first (by the time it checked, then when it ran)."""
+    from mlflow import MlflowClient
+
+    experiment = tracking.connect(settings, DRIFT_EXPERIMENT)
+    runs = MlflowClient().search_runs(
+        [experiment],
+        filter_string=f"tags.`drift.model` = '{model}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=5000,
+    )
+    checks = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        url = settings.run_url(experiment, run.info.run_id)
+        computed = any(name.startswith("drift_score.") for name in metrics)  # not when the check skipped
+        checks.append(
+            DriftCheck(
+                at=tags["drift.at"],
+                action=tags.get("drift.action", ""),
+                champion_version=int(tags.get("drift.champion_version", 0)),
+                drift_share=metrics.get("drift_share") if computed else None,
+                realised_roc_auc=metrics.get("realised_roc_auc"),
+                validation_roc_auc=metrics.get("champion_validation_roc_auc"),
+                drifted=tags.get("drift.drifted", ""),
+                reasons=tags.get("drift.reasons", ""),
+                escalation=tags.get("drift.escalation", ""),
+                retrain_run_id=tags.get("drift.retrain_run_id", ""),
+                airflow_run_id=tags.get("airflow.run_id", ""),
+                run_url=url,
+                report_url=url + "/artifacts/drift/report.html" if computed else "",
+            )
+        )
+    return sorted(checks, key=lambda c: datetime.fromisoformat(c.at))  # stable: runs of one time keep their order
+
+
+def _registry(client: MlflowClient, model: str) -> tuple[list[ModelVersion], dict[str, list[str]]]:
+    """Every version of `model` with its tags, and the aliases of each version (by its number);
+    nothing when the model is not registered."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registered = client.get_registered_model(model)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return [], {}
+        raise
+    aliases: dict[str, list[str]] = {}
+    for alias, version in registered.aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    return list(client.search_model_versions(f"name = '{model}'", max_results=10_000)), aliases
+
+
+def _run(client: MlflowClient, run_id: str | None) -> Run | None:
+    """The run, or None when it was deleted: its version still shows, without metrics."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        return None
+
+
+def _iso(millis: int | None) -> str:
+    return datetime.fromtimestamp((millis or 0) / 1000, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,117 @@
+"""The MLOps view: a FastAPI app that Airflow's api-server serves under `/mlops`, shown in the
+Airflow UI's navigation (see `plugins/mlops_plugin.py`).
+
+One page answers "which model is in production, and why": the champion and the move that made it
+so, the previous champion, every version with its metrics, the promotion gate's decisions with
+their reasons and reports, the drift timeline as a chart, and the audit trail of alias moves.
+The same data is served as JSON under `api/`.
+
+Every route needs the Airflow UI's authentication: the session cookie the UI sets at login, or a
+bearer token from `/auth/token`, and read access to the runs of `training_pipeline` and
+`drift_monitoring`, whose outputs these are; otherwise 401 (no credentials) or 403. MLflow is
+reached with the same settings as the tasks (the `mlflow_default` connection, else the
+environment), so links point where the tasks' links point.
+
+Airflow is imported inside the requests: every task process loads the plugins, and should not pay
+for the API server's modules.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse
+
+from mlops_airflow import chart
+
+if TYPE_CHECKING:
+    from include.mlops.settings import Settings
+
+READ_DAGS = ("training_pipeline", "drift_monitoring")
+TEMPLATES = Path(__file__).parent / "templates"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,256}$")
+
+
+async def authorised_reader(request: Request) -> Any:
+    """The Airflow user of the request, if it may read the runs the view shows; else 401 or 403."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    user = await get_user(request, None, await bearer_scheme(request))
+    manager = get_auth_manager()
+    for dag_id in READ_DAGS:
+        if not manager.is_authorized_dag(
+            method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"reading the runs of {dag_id} is not allowed")
+    return user
+
+
+def settings() -> Settings:
+    from mlops_airflow.hooks import MlflowHook
+
+    return MlflowHook().get_settings()
+
+
+def model_name(
+    model: Annotated[str | None, Query(description="registered model; default: the settings'")] = None,
+) -> str:
+    if model is None:
+        return settings().model_name
+    if not MODEL_NAME.match(model):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"not a registered model name: {model!r}")
+    return model
+
+
+Reader = Depends(authorised_reader)
+Model = Annotated[str, Depends(model_name)]
+
+app = FastAPI(
+    title="MLOps",
+    description="The registered model, the promotion gate, drift and the audit trail",
+    dependencies=[Reader],
+)
+
+
+@app.get("/", response_class=HTMLResponse)
+def page(model: Model) -> HTMLResponse:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from include.mlops import overview
+
+    found = overview.overview(settings(), model)
+    days, markers = chart.timeline(found.drift, found.audit, found.gate)
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    html = environment.get_template("mlops.html").render(
+        o=found,
+        chart=chart.svg(days, markers),
+        checks=list(reversed(found.drift))[:30],
+    )
+    return HTMLResponse(html)
+
+
+@app.get("/api/overview")
+def api_overview(model: Model) -> dict[str, Any]:
+    from include.mlops import overview
+
+    return overview.overview(settings(), model).to_dict()
+
+
+@app.get("/api/drift")
+def api_drift(model: Model) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    from include.mlops import overview
+
+    return [asdict(check) for check in overview.drift_checks(settings(), model)]
+
+
+@app.get("/api/audit")
+def api_audit(model: Model) -> list[dict[str, Any]]:
+    from include.mlops import registry
+
+    return [move.to_dict() for move in reversed(registry.audit_trail(settings(), model))]

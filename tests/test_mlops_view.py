@@ -1,0 +1,380 @@
+"""The loop in the Airflow web UI: the MLOps view's routes on Airflow's own API app, authorised and
+not, and a real browser (headless Chromium) on `airflow standalone` that logs in, reads the view and
+follows a task's extra link into MLflow.
+
+The state behind them is a real small loop: `training_pipeline` (`dag.test()`) trains version 1,
+which the gate passes as the first model and promotion makes champion; a second run learns the
+same model, which the gate rejects; the champion scores nine real days; `drift_monitoring` finds
+that a week of its training window has drifted from the sample it trained on (the weather of a week is
+not that of two) and triggers a retrain; the next day's check holds while the retrain cools down.
+Screenshots are saved under `test-artifacts/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from include.flights import inference, monitoring
+from include.mlops.lake import Interval
+from include.mlops.settings import Settings
+from tests.conftest import ROOT, copy_weeks
+
+ARTIFACTS = ROOT / "test-artifacts"
+LOGICAL_DATE = datetime(2026, 11, 17, tzinfo=UTC)  # the gate judges on 10-16 November
+CONF = {"window_start": "2026-10-26", "window_end": "2026-11-09", "max_iter": 30, "configurations": 1}
+ROUTES = ["/mlops/", "/mlops/api/overview", "/mlops/api/drift", "/mlops/api/audit"]
+
+
+def day(d: int) -> datetime:
+    return datetime(2026, 11, d, tzinfo=UTC)
+
+
+def day_time(d: int, hour: int) -> datetime:
+    return day(d) + timedelta(hours=hour)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def loop(airflow_db: Path, weeks: Path, tmp_path_factory: pytest.TempPathFactory):
+    from airflow.dag_processing.dagbag import DagBag
+
+    mlflow_port = free_port()
+    state = tmp_path_factory.mktemp("view") / "state"
+    saved = {key: os.environ.get(key) for key in ("MLOPS_STATE_DIR", "MLOPS_MLFLOW_UI_URL")}
+    os.environ["MLOPS_STATE_DIR"] = str(state)
+    os.environ["MLOPS_MLFLOW_UI_URL"] = f"http://127.0.0.1:{mlflow_port}"  # where the browser test serves MLflow
+    copy_weeks(weeks, state)
+    settings = Settings.from_env()
+    bag = DagBag()
+    training = bag.get_dag("training_pipeline")
+    first = training.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF | {"reason": "first"})
+    again = LOGICAL_DATE + timedelta(days=1)  # a run of its own: a second run of one logical date replaces the first
+    second = training.test(logical_date=again, run_after=again, run_conf=CONF | {"reason": "again"})
+    assert first.state == second.state == "success"
+
+    for d in range(2, 10):
+        inference.score(settings, Interval(day(d), day(d + 1)))
+    check = bag.get_dag("drift_monitoring").test(logical_date=day(9) - timedelta(hours=23), run_after=day_time(9, 1))
+    assert check.state == "success"  # the week drifted from the champion's two training weeks: retrain
+    assert monitoring.check(settings, day(10), 7)["action"] == "hold"  # the retrain is cooling down
+
+    yield SimpleNamespace(settings=settings, first=first, second=second, check=check, mlflow_port=mlflow_port)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def xcom(run, task_id: str, key: str):
+    ti = next(ti for ti in run.get_task_instances() if ti.task_id == task_id)
+    return ti.xcom_pull(task_ids=task_id, key=key, map_indexes=ti.map_index)
+
+
+def test_tasks_link_to_what_they_recorded(loop) -> None:
+    from mlflow import MlflowClient
+
+    from include.mlops import registry, tracking
+
+    base = f"http://127.0.0.1:{loop.mlflow_port}"
+    tracking.connect(loop.settings)
+    client = MlflowClient()
+    version = client.get_model_version("flight_delay", "1")
+    parent = version.tags["parent_run_id"]
+    experiment = client.get_run(parent).info.experiment_id
+    assert xcom(loop.first, "prepare", "_link_MlflowRunLink") == f"{base}/#/experiments/{experiment}/runs/{parent}"
+    assert (
+        xcom(loop.first, "train", "_link_MlflowRunLink") == f"{base}/#/experiments/{experiment}/runs/{version.run_id}"
+    )
+    assert xcom(loop.first, "gate", "_link_ModelVersionLink") == f"{base}/#/models/flight_delay/versions/1"
+    [move] = registry.audit_trail(loop.settings, "flight_delay")
+    assert move.entry_url.startswith(f"{base}/#/experiments/")
+    assert xcom(loop.first, "promote", "_link_AuditEntryLink") == move.entry_url
+    assert xcom(loop.check, "check", "_link_DriftReportLink").endswith("/artifacts/drift/report.html")
+
+
+def test_the_links_are_declared_on_the_serialized_tasks(loop) -> None:
+    """What the UI lists for a task comes from the serialized DAG, not from the task's code."""
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    dag = SerializedDagModel.get_dag("training_pipeline")
+    assert dag.get_task("prepare").extra_links == ["MLflow run"]
+    assert dag.get_task("train").extra_links == ["MLflow run"]
+    assert dag.get_task("gate").extra_links == ["Gate report", "MLflow model version"]
+    assert dag.get_task("promote").extra_links == ["Audit entry"]
+    assert dag.get_task("register").extra_links == []
+
+
+# The plugin's routes, served by Airflow's own API app with the plugin mounted, as the api-server does.
+
+
+@pytest.fixture(scope="module")
+def api(loop):
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def token(role: str | None) -> str:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=f"user-{role}", role=role))
+
+
+def bearer(role: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(role)}"}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_no_route_answers_without_credentials(api, route: str) -> None:
+    response = api.get(route)
+    assert response.status_code == 401, response.text
+    assert "flight_delay" not in response.text
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_no_route_answers_a_forged_token_or_a_user_without_a_role(api, route: str) -> None:
+    forged = api.get(route, headers={"Authorization": "Bearer not-a-token"})
+    assert forged.status_code == 403 and "flight_delay" not in forged.text
+    roleless = api.get(route, headers=bearer(None))
+    assert roleless.status_code == 403, roleless.text
+    assert "reading the runs of training_pipeline is not allowed" in roleless.text
+
+
+def test_the_ui_session_cookie_is_enough(api) -> None:
+    """The view is shown in the Airflow UI, whose requests carry the login cookie, not a header."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    api.cookies.set(COOKIE_NAME_JWT_TOKEN, token("viewer"))
+    try:
+        assert api.get("/mlops/api/audit").status_code == 200
+    finally:
+        api.cookies.clear()
+
+
+def test_the_overview_answers_which_model_is_in_production_and_why(loop, api) -> None:
+    response = api.get("/mlops/api/overview", headers=bearer("viewer"))
+    assert response.status_code == 200, response.text
+    o = response.json()
+    assert o["model"] == "flight_delay"
+    assert o["champion"]["version"] == 1 and o["champion"]["aliases"] == ["champion"]
+    assert o["champion"]["gate"] == "first-model" and o["champion"]["trigger_reason"] == "first"
+    assert 0.5 < o["champion"]["metrics"]["roc_auc"] < 1 and o["champion"]["metrics"]["log_loss"] > 0
+    assert o["previous"] is None  # the first champion replaced nothing
+    assert o["champion_move"]["action"] == "promote"
+    assert o["champion_move"]["reason"] == "promotion gate: first-model against no champion"
+    assert [v["version"] for v in o["versions"]] == [2, 1]
+    assert [(d["version"], d["outcome"], d["against"]) for d in o["gate"]] == [
+        (2, "reject", 1),
+        (1, "first-model", None),
+    ]
+    assert o["gate"][0]["reasons"] not in ("", "every check passed")
+    assert o["gate"][0]["report_url"].endswith("/artifacts/gate/report.md")
+    assert [(c["at"][:10], c["action"]) for c in o["drift"]] == [("2026-11-09", "retrain"), ("2026-11-10", "hold")]
+    retrain, hold = o["drift"]
+    assert retrain["drift_share"] >= 0.5 and 0.5 < retrain["realised_roc_auc"] < 1
+    assert retrain["retrain_run_id"] == f"drift__{loop.check.run_id}" and retrain["airflow_run_id"] == loop.check.run_id
+    assert "cooling down" in hold["reasons"] and not hold["retrain_run_id"]
+    assert [(m["action"], m["to_version"], m["status"]) for m in o["audit"]] == [("promote", 1, "FINISHED")]
+
+
+def test_the_drift_and_audit_routes(api) -> None:
+    drift = api.get("/mlops/api/drift", headers=bearer("viewer")).json()
+    assert [c["action"] for c in drift] == ["retrain", "hold"]
+    assert drift[0]["report_url"] == drift[0]["run_url"] + "/artifacts/drift/report.html"
+    audit = api.get("/mlops/api/audit", headers=bearer("viewer")).json()
+    assert audit[0]["airflow.dag_id"] == "training_pipeline" and audit[0]["entry_url"]
+
+
+def test_the_page_shows_the_champion_the_gate_and_the_chart(api) -> None:
+    response = api.get("/mlops/", headers=bearer("viewer"))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert "<strong>In production:</strong> version 1" in html
+    assert "promotion gate: first-model against no champion" in html
+    assert '<span class="badge reject">reject</span>' in html
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and 'class="marker retrain"' in html
+    assert html.count('class="point realised"') == 2 and 'class="marker promotion"' in html
+
+
+def test_an_unknown_model_has_nothing_in_production_and_a_bad_name_is_refused(api) -> None:
+    unknown = api.get("/mlops/api/overview", params={"model": "no_such_model"}, headers=bearer("viewer"))
+    assert unknown.status_code == 200
+    assert unknown.json()["champion"] is None and unknown.json()["versions"] == []
+    page = api.get("/mlops/", params={"model": "no_such_model"}, headers=bearer("viewer"))
+    assert "has no champion yet" in page.text
+    bad = api.get("/mlops/api/overview", params={"model": "x' OR '1'='1"}, headers=bearer("viewer"))
+    assert bad.status_code == 422 and "not a registered model name" in bad.text
+
+
+# A real browser on `airflow standalone`.
+
+
+@pytest.fixture(scope="module")
+def standalone(loop, tmp_path_factory: pytest.TempPathFactory):
+    """`airflow standalone` on this session's Airflow database and the loop's state, and the MLflow
+    server that the links point to; both stopped afterwards."""
+    bin_dir = Path(sys.executable).parent
+    logs = tmp_path_factory.mktemp("standalone")
+    port = free_port()
+    env = os.environ | {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # nothing runs while the browser looks
+    }
+    mlflow_dir = loop.settings.mlflow_dir
+    servers = [
+        subprocess.Popen(
+            [str(bin_dir / "airflow"), "standalone"],
+            env=env,
+            stdout=open(logs / "standalone.log", "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [
+                *(str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(loop.mlflow_port)),
+                *("--backend-store-uri", f"sqlite:///{mlflow_dir}/mlflow.db"),
+                *("--default-artifact-root", (mlflow_dir / "artifacts").as_uri()),
+            ],
+            env=env,
+            stdout=open(logs / "mlflow.log", "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    passwords = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    try:
+        wait_for(f"{base}/api/v2/monitor/health", servers[0], logs / "standalone.log")
+        wait_for(f"http://127.0.0.1:{loop.mlflow_port}/health", servers[1], logs / "mlflow.log")
+        yield SimpleNamespace(base=base, password=json.loads(passwords.read_text())["admin"])
+    finally:
+        for server in servers:
+            os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+def wait_for(url: str, server: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"{url} exited during start-up:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(2)
+    pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def browser(standalone):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1440,1200",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+    driver.implicitly_wait(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait(driver, condition, timeout: float = 60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def test_a_person_finds_the_champion_the_gate_and_the_chart_in_the_airflow_ui(loop, standalone, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    browser.get(standalone.base + "/")
+    wait(browser, ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+    browser.find_element(By.NAME, "password").send_keys(standalone.password)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(browser, lambda d: "login" not in d.current_url)
+
+    browser.get(standalone.base + "/plugin/mlops")
+    nav = wait(browser, ec.presence_of_element_located((By.XPATH, "//nav//*[contains(., 'MLOps')]")))
+    assert nav is not None
+    frame = wait(browser, ec.presence_of_element_located((By.TAG_NAME, "iframe")))
+    browser.switch_to.frame(frame)
+    champion = wait(browser, ec.presence_of_element_located((By.ID, "champion")))
+    assert "In production: version 1" in champion.text
+    assert "promotion gate: first-model against no champion" in champion.text
+    gate = browser.find_element(By.ID, "gate").text
+    assert "v2" in gate and "reject" in gate
+    chart = browser.find_element(By.CSS_SELECTOR, "#timeline svg.timeline")
+    assert len(chart.find_elements(By.CSS_SELECTOR, "circle.point")) == 4  # two days, two series
+    assert chart.find_elements(By.CSS_SELECTOR, "g.marker.retrain")
+    assert chart.size["width"] > 600
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(ARTIFACTS / "mlops-view.png"))
+    browser.switch_to.frame(frame)
+    browser.execute_script("document.getElementById('gate').scrollIntoView()")
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(ARTIFACTS / "mlops-view-gate.png"))
+
+
+def test_a_task_extra_link_opens_the_model_version_in_mlflow(loop, standalone, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    run_id = loop.first.run_id
+    browser.get(f"{standalone.base}/dags/training_pipeline/runs/{run_id}/tasks/gate")
+    link = wait(browser, ec.presence_of_element_located((By.XPATH, "//a[normalize-space()='MLflow model version']")))
+    assert link.get_attribute("href") == f"http://127.0.0.1:{loop.mlflow_port}/#/models/flight_delay/versions/1"
+    assert browser.find_elements(By.XPATH, "//a[normalize-space()='Gate report']")
+    browser.save_screenshot(str(ARTIFACTS / "task-extra-links.png"))
+
+    before = set(browser.window_handles)
+    link.click()
+    wait(browser, lambda d: len(d.window_handles) > len(before))
+    browser.switch_to.window((set(browser.window_handles) - before).pop())
+    wait(browser, lambda d: "Version 1" in d.find_element(By.TAG_NAME, "body").text)
+    assert "flight_delay" in browser.find_element(By.TAG_NAME, "body").text
+    browser.save_screenshot(str(ARTIFACTS / "mlflow-model-version.png"))
