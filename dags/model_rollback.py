@@ -42,7 +42,8 @@ if TYPE_CHECKING:
             type=["null", "integer"],
             minimum=1,
             title="Version to restore",
-            description="Empty: the previous champion.",
+            description="A version number of the registered model, other than the champion. "
+            "Empty: the previous champion, as the MLOps view shows it.",
         ),
         "reason": Param(
             "",
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
             minLength=3,
             maxLength=500,
             title="Why roll back",
-            description="Recorded in the audit trail.",
+            description="Required (3 to 500 characters): recorded in the audit trail with who triggered the run.",
+            examples=["the new champion's realised ROC AUC fell", "a broken upstream feed reached production"],
         ),
     },
 )

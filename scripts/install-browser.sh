@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The browser test drives Debian's Chromium through ChromeDriver: install both when missing.
+# The browser test drives Chromium (or Chrome) through ChromeDriver: install Debian's packages
+# `chromium` and `chromium-driver` when no browser and driver are on the PATH.
 set -euo pipefail
-if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+browser=$(command -v chromium || command -v google-chrome || true)
+if [ -n "$browser" ] && command -v chromedriver > /dev/null; then
   exit 0
 fi
 sudo=""

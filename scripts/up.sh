@@ -62,6 +62,7 @@ cat <<INFO
 Airflow is up: $url
   user:     admin
   password: $password   (kept in $passwords)
+MLOps view:   $url/plugin/mlops   (in Airflow's navigation: the champion and why, the gate, drift)
 MLflow UI:    $mlflow_url   (runs, plots, datasets, the model registry)
 DAGs are unpaused: feature_pipeline runs daily on the replay of the 2013 New York flights,
 after a backfill of the last 8 weeks, newest day first (under a minute a day here); training_pipeline

@@ -302,7 +302,7 @@ def browser(standalone):
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    options.binary_location = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
     for flag in (
         "--headless=new",
         "--no-sandbox",
@@ -316,31 +316,45 @@ def browser(standalone):
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
-    driver.implicitly_wait(0)
     ARTIFACTS.mkdir(exist_ok=True)
-    yield driver
-    driver.quit()
+    try:
+        log_in(driver, standalone)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def log_in(driver, standalone) -> None:
+    """Through Airflow's login page, as a person does: the UI keeps the session in a cookie."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    driver.get(standalone.base + "/")
+    wait(driver, ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+    driver.find_element(By.NAME, "password").send_keys(standalone.password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver, lambda d: "login" not in d.current_url)
 
 
 def wait(driver, condition, timeout: float = 60):
+    """Wait for `condition`; on a timeout, keep a screenshot of what the browser showed instead."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    try:
+        return WebDriverWait(driver, timeout).until(condition)
+    except TimeoutException:
+        driver.save_screenshot(str(ARTIFACTS / "timeout.png"))
+        pytest.fail(f"timed out after {timeout:.0f} s on {driver.current_url}; see test-artifacts/timeout.png")
 
 
 def test_a_person_finds_the_champion_the_gate_and_the_chart_in_the_airflow_ui(loop, standalone, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
-    browser.get(standalone.base + "/")
-    wait(browser, ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-    browser.find_element(By.NAME, "password").send_keys(standalone.password)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(browser, lambda d: "login" not in d.current_url)
-
     browser.get(standalone.base + "/plugin/mlops")
-    nav = wait(browser, ec.presence_of_element_located((By.XPATH, "//nav//*[contains(., 'MLOps')]")))
-    assert nav is not None
+    nav = wait(browser, ec.presence_of_element_located((By.XPATH, "//a[normalize-space()='MLOps']")))
+    assert nav.get_attribute("href").endswith("/plugin/mlops")  # the view's entry in the navigation
     frame = wait(browser, ec.presence_of_element_located((By.TAG_NAME, "iframe")))
     browser.switch_to.frame(frame)
     champion = wait(browser, ec.presence_of_element_located((By.ID, "champion")))
@@ -365,7 +379,7 @@ def test_a_task_extra_link_opens_the_model_version_in_mlflow(loop, standalone, b
     from selenium.webdriver.support import expected_conditions as ec
 
     run_id = loop.first.run_id
-    browser.get(f"{standalone.base}/dags/training_pipeline/runs/{run_id}/tasks/gate")
+    browser.get(f"{standalone.base}/dags/training_pipeline/runs/{run_id}/tasks/gate/details")
     link = wait(browser, ec.presence_of_element_located((By.XPATH, "//a[normalize-space()='MLflow model version']")))
     assert link.get_attribute("href") == f"http://127.0.0.1:{loop.mlflow_port}/#/models/flight_delay/versions/1"
     assert browser.find_elements(By.XPATH, "//a[normalize-space()='Gate report']")
@@ -378,3 +392,35 @@ def test_a_task_extra_link_opens_the_model_version_in_mlflow(loop, standalone, b
     wait(browser, lambda d: "Version 1" in d.find_element(By.TAG_NAME, "body").text)
     assert "flight_delay" in browser.find_element(By.TAG_NAME, "body").text
     browser.save_screenshot(str(ARTIFACTS / "mlflow-model-version.png"))
+
+
+def test_the_trigger_forms_render_typed_fields_with_their_choices_and_messages(standalone, browser) -> None:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    browser.get(f"{standalone.base}/dags/training_pipeline")
+    wait(browser, ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Trigger']"))).click()
+    for section in ("Training window", "Model", "Search", "Why", "Set by drift monitoring"):
+        assert browser.find_element(By.XPATH, f"//button[normalize-space()='{section}']")
+    wait(browser, ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Model']"))).click()
+    wait(
+        browser, ec.visibility_of_element_located((By.XPATH, "//*[normalize-space()='Gradient boosting (histogram)']"))
+    )
+    form = browser.find_element(By.TAG_NAME, "body").text
+    assert "Boosting iterations" in form and "Gradient boosting only: the number of trees (10 to 2000)." in form
+    iterations = browser.find_element(By.NAME, "element_max_iter")  # a number field, bounded by the Param
+    assert (iterations.get_attribute("aria-valuemin"), iterations.get_attribute("aria-valuemax")) == ("10", "2000")
+    browser.save_screenshot(str(ARTIFACTS / "trigger-training.png"))
+
+    browser.get(f"{standalone.base}/dags/model_rollback")
+    wait(browser, ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Trigger']"))).click()
+    wait(browser, ec.presence_of_element_located((By.ID, "element_reason"))).send_keys("ab")
+    assert "Version to restore" in browser.find_element(By.TAG_NAME, "body").text
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=trigger-dag-submit]").click()
+    message = "Invalid input for param reason: 'ab' is too short"
+    wait(browser, ec.presence_of_element_located((By.XPATH, f'//*[contains(text(), "{message}")]')))
+    browser.save_screenshot(str(ARTIFACTS / "trigger-rollback-refused.png"))
+    with create_session() as session:
+        assert not session.query(DagRun).filter(DagRun.dag_id == "model_rollback").count()  # nothing ran

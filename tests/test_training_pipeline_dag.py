@@ -90,6 +90,8 @@ def test_a_rejected_candidate_leaves_the_champion_and_rollback_works_from_its_fo
         ("rollback", 2, 1),
     ]
     assert trail[-1].reason == "back to the previous champion"
+    rollback_ti = next(ti for ti in back.get_task_instances() if ti.task_id == "rollback")
+    assert rollback_ti.xcom_pull(task_ids="rollback", key="_link_AuditEntryLink") == trail[-1].entry_url  # its link
 
 
 @pytest.mark.parametrize(
