@@ -30,7 +30,7 @@ import pytest
 from include.flights import inference, monitoring
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
-from tests.conftest import ROOT, copy_weeks
+from tests.conftest import ROOT, copy_weeks, finish_training_runs
 
 ARTIFACTS = ROOT / "test-artifacts"
 LOGICAL_DATE = datetime(2026, 11, 17, tzinfo=UTC)  # the gate judges on 10-16 November
@@ -58,30 +58,30 @@ def loop(airflow_db: Path, weeks: Path, tmp_path_factory: pytest.TempPathFactory
 
     mlflow_port = free_port()
     state = tmp_path_factory.mktemp("view") / "state"
-    saved = {key: os.environ.get(key) for key in ("MLOPS_STATE_DIR", "MLOPS_MLFLOW_UI_URL")}
-    os.environ["MLOPS_STATE_DIR"] = str(state)
-    os.environ["MLOPS_MLFLOW_UI_URL"] = f"http://127.0.0.1:{mlflow_port}"  # where the browser test serves MLflow
-    copy_weeks(weeks, state)
-    settings = Settings.from_env()
-    bag = DagBag()
-    training = bag.get_dag("training_pipeline")
-    first = training.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF | {"reason": "first"})
-    again = LOGICAL_DATE + timedelta(days=1)  # a run of its own: a second run of one logical date replaces the first
-    second = training.test(logical_date=again, run_after=again, run_conf=CONF | {"reason": "again"})
-    assert first.state == second.state == "success"
+    with pytest.MonkeyPatch.context() as env:  # the tasks read the environment's settings
+        env.setenv("MLOPS_STATE_DIR", str(state))
+        env.setenv("MLOPS_MLFLOW_UI_URL", f"http://127.0.0.1:{mlflow_port}")  # the browser test's MLflow
+        copy_weeks(weeks, state)
+        settings = Settings.from_env()
+        bag = DagBag()
+        training = bag.get_dag("training_pipeline")
+        first = training.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF | {"reason": "first"})
+        again = LOGICAL_DATE + timedelta(
+            days=1
+        )  # a run of its own: a second run of one logical date replaces the first
+        second = training.test(logical_date=again, run_after=again, run_conf=CONF | {"reason": "again"})
+        assert first.state == second.state == "success"
 
-    for d in range(2, 10):
-        inference.score(settings, Interval(day(d), day(d + 1)))
-    check = bag.get_dag("drift_monitoring").test(logical_date=day(9) - timedelta(hours=23), run_after=day_time(9, 1))
-    assert check.state == "success"  # the week drifted from the champion's two training weeks: retrain
-    assert monitoring.check(settings, day(10), 7)["action"] == "hold"  # the retrain is cooling down
-
-    yield SimpleNamespace(settings=settings, first=first, second=second, check=check, mlflow_port=mlflow_port)
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+        for d in range(2, 10):
+            inference.score(settings, Interval(day(d), day(d + 1)))
+        # Run ids (and so the run id of the training run a check triggers) differ from other modules'.
+        check = bag.get_dag("drift_monitoring").test(
+            logical_date=day_time(9, 2) - timedelta(days=1), run_after=day_time(9, 2)
+        )
+        assert check.state == "success"  # the week drifted from the champion's two training weeks: retrain
+        assert monitoring.check(settings, day(10), 7)["action"] == "hold"  # the retrain is cooling down
+        yield SimpleNamespace(settings=settings, first=first, second=second, check=check, mlflow_port=mlflow_port)
+    finish_training_runs("failed")  # the retrain the check triggered stays queued otherwise
 
 
 def xcom(run, task_id: str, key: str):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DRIFT_EXPERIMENT = "drift_monitoring"
 METRICS = ("roc_auc", "log_loss", "brier", "pr_auc")  # validation metrics of a version's run, as shown
+VERSIONS_SHOWN = 100  # the newest versions (and their gate decisions); a year of weekly and drift retrains
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,8 @@ def drift_checks(settings: Settings, model: str) -> list[DriftCheck]:
 
 
 def _registry(client: MlflowClient, model: str) -> tuple[list[ModelVersion], dict[str, list[str]]]:
-    """Every version of `model` with its tags, and the aliases of each version (by its number);
-    nothing when the model is not registered."""
+    """The newest versions of `model` and any older one an alias points to, with their tags, and the
+    aliases of each version (by its number); nothing when the model is not registered."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -213,7 +214,12 @@ def _registry(client: MlflowClient, model: str) -> tuple[list[ModelVersion], dic
     aliases: dict[str, list[str]] = {}
     for alias, version in registered.aliases.items():
         aliases.setdefault(str(version), []).append(alias)
-    return list(client.search_model_versions(f"name = '{model}'", max_results=10_000)), aliases
+    found = list(
+        client.search_model_versions(f"name = '{model}'", max_results=VERSIONS_SHOWN, order_by=["version_number DESC"])
+    )
+    shown = {str(v.version) for v in found}
+    found += [client.get_model_version(model, number) for number in aliases if number not in shown]  # older aliased
+    return found, aliases
 
 
 def _run(client: MlflowClient, run_id: str | None) -> Run | None:
