@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -131,8 +132,12 @@ def api(loop):
     from airflow.api_fastapi.app import create_app
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app()) as client:
-        yield client
+    with pytest.MonkeyPatch.context() as env:
+        # The API signs its tokens with this secret; the process may have read its configuration
+        # before `airflow db migrate` wrote a generated one.
+        env.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(32))
+        with TestClient(create_app()) as client:
+            yield client
 
 
 def token(role: str | None) -> str:
