@@ -16,7 +16,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: install browser up test lint format bench lock clean
+.PHONY: install browser up stack-up stack-down test lint format bench lock clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -42,6 +42,14 @@ browser:
 
 up: install
 	@bash scripts/up.sh
+
+# The production topology of docker-compose.yaml, natively on this machine's PostgreSQL and Redis,
+# configured by .env (see .env.example).
+stack-up: install
+	@$(BIN)/python scripts/stack.py up
+
+stack-down:
+	@$(BIN)/python scripts/stack.py down
 
 test: install browser
 	$(BIN)/ruff check .

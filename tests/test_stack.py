@@ -1,0 +1,109 @@
+"""The production stack: docker-compose.yaml and the native stack (`scripts/stack.py`) agree.
+
+Docker cannot run here, so the compose file is checked as data: the native stack runs its services
+with its environment, placed on this machine, and no container host or path is left over.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from scripts import stack
+from tests.conftest import ROOT
+
+SECRETS = {
+    "AIRFLOW__CORE__FERNET_KEY": "k" * 44,
+    "AIRFLOW__API_AUTH__JWT_SECRET": "jwt",
+    "AIRFLOW__API__SECRET_KEY": "session",
+    "POSTGRES_PASSWORD": "pw",
+    "AIRFLOW_ADMIN_PASSWORD": "admin-pw",
+}
+CONTAINER_NAMES = (
+    "@postgres:",
+    "redis://redis:",
+    "redis:6379",
+    "mlflow:5000",
+    "airflow-apiserver:",
+    "/opt/mlops",
+    "=/mlflow/",
+)
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def test_the_native_stack_runs_every_service_of_the_compose_file() -> None:
+    services = set(compose()["services"])
+    assert services == {
+        "postgres",
+        "redis",
+        "mlflow",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "airflow-worker-training",
+    }
+    native = stack.Stack(SECRETS)
+    assert set(native.services()) == services - set(stack.INFRASTRUCTURE) - set(stack.ONE_OFF)
+    for name, command in native.services().items():
+        declared = compose()["services"][name]["command"]
+        assert [part.rsplit("/", 1)[-1] for part in command[:2]] == declared[:2], name  # same program, same role
+        assert len(command) == len(declared), name  # every option, placed on this machine
+        assert not any(host in part for part in command for host in CONTAINER_NAMES), (name, command)
+
+
+def test_every_airflow_service_gets_the_same_environment_natively_without_a_container_name() -> None:
+    native = stack.Stack(SECRETS)
+    airflow_services = [name for name in compose()["services"] if name.startswith("airflow-")]
+    common = set(compose()["x-airflow-common"]["environment"])
+    for name in airflow_services:
+        declared = set(compose()["services"][name]["environment"])
+        assert common <= declared, name  # every Airflow service shares x-airflow-common's environment
+        env = native.environment(name)
+        assert set(env) == declared | {"AIRFLOW__API__PORT", "AIRFLOW_HOME"}, name
+        leftovers = {key: value for key, value in env.items() if any(host in value for host in CONTAINER_NAMES)}
+        assert not leftovers, (name, leftovers)
+    env = native.environment()
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("FabAuthManager")
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql+psycopg://mlops:pw@127.0.0.1:5432/mlops_airflow"
+    assert env["MLOPS_FEAST_REDIS"] == "127.0.0.1:6379,db=1" and env["AIRFLOW__CELERY__BROKER_URL"].endswith("/0")
+    assert env["MLOPS_PROFILE"] == "production" and env["MLOPS_STATE_DIR"].endswith("state/stack/mlops-state")
+
+
+def test_the_training_queue_has_its_own_worker() -> None:
+    from mlops_airflow.pools import TRAINING_QUEUE
+
+    training = compose()["services"]["airflow-worker-training"]["command"]
+    default = compose()["services"]["airflow-worker"]["command"]
+    assert training[training.index("--queues") + 1] == TRAINING_QUEUE
+    assert default[default.index("--queues") + 1] == "default"
+
+
+@pytest.mark.parametrize("secret", sorted(SECRETS))
+def test_a_missing_secret_stops_the_start_and_names_itself(secret: str) -> None:
+    values = {key: value for key, value in SECRETS.items() if key != secret}
+    with pytest.raises(stack.StackError, match=f"{secret} is missing or empty"):
+        stack.Stack(values).environment("airflow-init")
+
+
+def test_every_variable_the_compose_file_reads_is_documented_in_the_env_example() -> None:
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)", (ROOT / "docker-compose.yaml").read_text()))  # not $${...}
+    example = stack.read_env_file(ROOT / ".env.example")
+    assert used <= set(example), used - set(example)
+    assert not any(example[key] for key in SECRETS), "the example holds no secret"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()  # the real one stays out of the repository
+
+
+def test_the_compose_file_variables_are_interpolated_as_compose_does() -> None:
+    values = {"SET": "x"}
+    assert stack.interpolate("a${SET}b ${UNSET:-d} $${HOSTNAME}", values) == "axb d ${HOSTNAME}"
+    with pytest.raises(stack.StackError, match="UNSET is missing or empty: say why"):
+        stack.interpolate("${UNSET:?say why}", values)
