@@ -16,7 +16,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: install browser up stack-up stack-down test lint format bench lock clean
+.PHONY: install browser up stack-up stack-down test test-stack lint format bench lock clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -54,7 +54,11 @@ stack-down:
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not stack"
+
+# End to end on the native production stack: minutes, so apart from `make test`; CI runs both.
+test-stack: install
+	$(BIN)/pytest -m stack -s
 
 lint: install
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ Each service runs in its own process group, so that `down` stops it with its chi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -197,22 +198,21 @@ class Stack:
             alive[pid_file.stem] = pid
         return alive
 
-    def stop(self, name: str, timeout: float = 60) -> None:
-        pid_file = self.dir / "pids" / f"{name}.pid"
-        if not pid_file.exists():
-            return
-        pid = int(pid_file.read_text())
+    def stop(self, names: list[str], timeout: float = 30) -> None:
+        """SIGTERM to each service's process group, SIGKILL to what is left after `timeout`."""
+        pids = {}
+        for name in names:
+            pid_file = self.dir / "pids" / f"{name}.pid"
+            if pid_file.exists():
+                pids[name] = int(pid_file.read_text())
+                pid_file.unlink()
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
+            for pid in pids.values():
+                with contextlib.suppress(ProcessLookupError):  # already gone
+                    os.killpg(pid, sig)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _alive(pid):
+            while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
                 time.sleep(0.5)
-            if not _alive(pid):
-                break
-        pid_file.unlink(missing_ok=True)
 
     def wait_healthy(self, timeout: float = 300) -> None:
         """Until MLflow and the API server answer and both Celery workers are ready."""
@@ -254,8 +254,7 @@ class Stack:
             raise
 
     def down(self, purge: bool = False) -> None:
-        for name in reversed(list(self.services())):
-            self.stop(name)
+        self.stop(list(self.services()))
         if purge:
             self.drop_databases()
 

@@ -276,3 +276,17 @@ def shift_features(frame: pd.DataFrame) -> pd.DataFrame:
     for column in [c for c in shifted.columns if c.startswith("carrier_ops__mean_arr_delay")]:
         shifted.loc[rows, column] = shifted.loc[rows, column] * 2
     return shifted
+
+
+def test_a_column_without_values_in_the_window_is_not_judged_rather_than_an_error() -> None:
+    """Days on which a sparse sensor (wind gusts) reported nothing: Evidently refuses an empty column."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"temp": rng.normal(50, 10, 3000), "gust": rng.normal(20, 5, 3000)})
+    current = pd.DataFrame({"temp": rng.normal(50, 10, 2000), "gust": np.nan})
+    result = data_drift(current, reference, ["temp", "gust"], [])
+    assert result.empty == ["gust"] and [c.column for c in result.columns] == ["temp"]
+    assert not result.column("temp").drifted
+    with pytest.raises(ValueError, match="no monitored column has values in both"):
+        data_drift(current[["gust"]], reference, ["gust"], [])

@@ -202,6 +202,7 @@ def check(
         "escalation": alert,
         "columns": [c.__dict__ for c in result.columns] if result else [],
         "sampled_rows": result.sampled_rows if result else None,
+        "not_judged": result.empty if result else [],  # no value in the window or the reference
         "realised": realised,
         "champion_validation": validation,
         **dict(context or {}),

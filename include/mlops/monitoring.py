@@ -73,6 +73,7 @@ class DriftResult:
     reference_rows: int
     sampled_rows: tuple[int, int]  # what Evidently saw: current, reference
     snapshot: object  # the Evidently snapshot (HTML and JSON exports)
+    empty: list[str]  # columns without a value in the current or the reference sample: not judged
 
     def column(self, name: str) -> ColumnDrift:
         return next(c for c in self.columns if c.column == name)
@@ -101,14 +102,21 @@ def data_drift(
     missing = [c for c in columns if c not in current.columns or c not in reference.columns]
     if missing:
         raise ValueError(f"columns missing from the current or reference data: {', '.join(missing)}")
+    frames = [
+        sample(frame, config.sample_rows, config.seed)[columns].reset_index(drop=True) for frame in (current, reference)
+    ]
+    # A column with no value on one side has no distribution to compare (a sparse sensor that
+    # reported nothing for days): it is listed as not judged, and Evidently, which refuses it, never sees it.
+    empty = [c for c in columns if any(frame[c].isna().all() for frame in frames)]
+    numeric, categorical = [c for c in numeric if c not in empty], [c for c in categorical if c not in empty]
+    columns = [*categorical, *numeric]
+    if not columns:
+        raise ValueError("no monitored column has values in both the current and the reference data")
     methods = {c: (config.categorical_method, config.categorical_threshold) for c in categorical} | {
         c: (config.numeric_method, config.numeric_threshold) for c in numeric
     }
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    sampled = [
-        Dataset.from_pandas(sample(frame, config.sample_rows, config.seed)[columns].reset_index(drop=True), definition)
-        for frame in (current, reference)
-    ]
+    sampled = [Dataset.from_pandas(frame[columns], definition) for frame in frames]
     report = Report(
         [
             DriftedColumnsCount(
@@ -140,6 +148,7 @@ def data_drift(
         reference_rows=len(reference),
         sampled_rows=(min(len(current), config.sample_rows), min(len(reference), config.sample_rows)),
         snapshot=snapshot,
+        empty=empty,
     )
 
 
