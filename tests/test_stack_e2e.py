@@ -4,7 +4,7 @@ default queue and `training`) on PostgreSQL and Redis; Feast with its SQL regist
 online store. Driven as a user drives it, through Airflow's REST API: a token from `/auth/token`
 (FAB auth manager), unpause, trigger, poll, with bounded waits.
 
-The days: features for 3-16 November 2026 (replaying 2013); a model trained on 3-9 November and
+The days: features for 3-16 November 2026 (replaying 2013), built by a backfill; a model trained on 3-9 November and
 judged on 10-16 November; the champion scores 15 and 16 November, whose features carry an
 injected shift (temperatures in °C instead of °F); the drift check of 17 November asks for a
 retrain and triggers `training_pipeline`.
