@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -128,3 +129,10 @@ def finish_training_runs(state: str) -> None:
         for run in session.query(DagRun).filter(DagRun.dag_id == "training_pipeline").all():
             if run.run_id.startswith("drift__"):
                 run.state = state
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

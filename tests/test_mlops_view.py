@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import pytest
 from include.flights import inference, monitoring
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
-from tests.conftest import ROOT, copy_weeks, finish_training_runs
+from tests.conftest import ROOT, copy_weeks, finish_training_runs, free_port
 
 ARTIFACTS = ROOT / "test-artifacts"
 LOGICAL_DATE = datetime(2026, 11, 17, tzinfo=UTC)  # the gate judges on 10-16 November
@@ -45,12 +44,6 @@ def day(d: int) -> datetime:
 
 def day_time(d: int, hour: int) -> datetime:
     return day(d) + timedelta(hours=hour)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ folder, and drops them afterwards. Behind the `stack` marker: `make test-stack` 
 from __future__ import annotations
 
 import secrets
-import socket
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -29,7 +28,7 @@ import pytest
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from scripts import stack
-from tests.conftest import inject_shift
+from tests.conftest import free_port, inject_shift
 
 pytestmark = pytest.mark.stack
 
@@ -38,12 +37,6 @@ TRAINING_CONF = {"window_start": "2026-11-03", "window_end": "2026-11-10", "max_
 JUDGED_ON = datetime(2026, 11, 17, tzinfo=UTC)  # the gate's evaluation week is the 7 days before it
 SCORED = [date(2026, 11, 15), date(2026, 11, 16)]
 DAGS = ("feature_pipeline", "training_pipeline", "batch_inference", "drift_monitoring")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def midnight(day: date) -> str:
