@@ -12,6 +12,7 @@ Screenshots are saved under `test-artifacts/`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -273,9 +274,9 @@ def standalone(loop, tmp_path_factory: pytest.TempPathFactory):
         for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
         for server in servers:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):  # whatever of the group outlived its leader
                 os.killpg(server.pid, signal.SIGKILL)
 
 
