@@ -18,6 +18,7 @@ for the API server's modules.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -57,11 +58,15 @@ def settings() -> Settings:
     return MlflowHook().get_settings()
 
 
+Config = Annotated[Any, Depends(settings)]  # built once per request (FastAPI caches a dependency)
+
+
 def model_name(
+    config: Config,
     model: Annotated[str | None, Query(description="registered model; default: the settings'")] = None,
 ) -> str:
     if model is None:
-        return settings().model_name
+        return config.model_name
     if not MODEL_NAME.match(model):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"not a registered model name: {model!r}")
     return model
@@ -77,16 +82,22 @@ app = FastAPI(
 )
 
 
-@app.get("/", response_class=HTMLResponse)
-def page(model: Model) -> HTMLResponse:
+@functools.cache
+def template() -> Any:
+    """The page's template, parsed once per process."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    return environment.get_template("mlops.html")
+
+
+@app.get("/", response_class=HTMLResponse)
+def page(config: Config, model: Model) -> HTMLResponse:
     from include.mlops import overview
 
-    found = overview.overview(settings(), model)
+    found = overview.overview(config, model)
     days, markers = chart.timeline(found.drift, found.audit, found.gate)
-    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    html = environment.get_template("mlops.html").render(
+    html = template().render(
         o=found,
         chart=chart.svg(days, markers),
         checks=list(reversed(found.drift))[:30],
@@ -95,23 +106,23 @@ def page(model: Model) -> HTMLResponse:
 
 
 @app.get("/api/overview")
-def api_overview(model: Model) -> dict[str, Any]:
+def api_overview(config: Config, model: Model) -> dict[str, Any]:
     from include.mlops import overview
 
-    return overview.overview(settings(), model).to_dict()
+    return overview.overview(config, model).to_dict()
 
 
 @app.get("/api/drift")
-def api_drift(model: Model) -> list[dict[str, Any]]:
+def api_drift(config: Config, model: Model) -> list[dict[str, Any]]:
     from dataclasses import asdict
 
     from include.mlops import overview
 
-    return [asdict(check) for check in overview.drift_checks(settings(), model)]
+    return [asdict(check) for check in overview.drift_checks(config, model)]
 
 
 @app.get("/api/audit")
-def api_audit(model: Model) -> list[dict[str, Any]]:
+def api_audit(config: Config, model: Model) -> list[dict[str, Any]]:
     from include.mlops import registry
 
-    return [move.to_dict() for move in reversed(registry.audit_trail(settings(), model))]
+    return [move.to_dict() for move in reversed(registry.audit_trail(config, model))]
