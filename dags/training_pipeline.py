@@ -24,8 +24,10 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
    candidate's MLflow run and model version. Its extra links open the version and the report.
 6. **promote** (the one-slot `promotion` pool): moves `champion` to the candidate, compare-and-set
    and audited; skipped when the gate rejected the candidate. Its extra link opens the audit entry.
-7. **close_run** (teardown): if anything after `prepare` failed for good, the parent MLflow run is
-   marked FAILED, and nothing is registered.
+7. **close_run** (teardown): MLflow runs still open once training is over are marked FAILED: the
+   parent, if anything after `prepare` failed for good (then nothing was registered), and the
+   nested run of a `train` attempt that died with its worker or lost the tracking server (its
+   retry trained again in a run of its own).
 
 The window defaults to the 8 weeks of whole UTC days before the run's time: the end of its data
 interval when scheduled, the moment of the trigger when manual. A window may not end after that
@@ -259,16 +261,12 @@ def training_pipeline():
         return registered
 
     @task
-    def close_run(run: dict) -> None:
-        """Teardown: a parent MLflow run still open once training is over failed somewhere; mark it so."""
-        from mlflow import MlflowClient
-
-        from include.mlops import tracking
+    def close_run(run: dict) -> list[str]:
+        """Teardown: mark FAILED the MLflow runs of this training left open by failed attempts."""
+        from include.flights import training
         from mlops_airflow.hooks import MlflowHook
 
-        tracking.connect(MlflowHook().get_settings())
-        if MlflowClient().get_run(run["parent_run_id"]).info.status == "RUNNING":
-            tracking.fail_run(run["parent_run_id"], "a training or registration task failed; see the Airflow logs")
+        return training.close(MlflowHook().get_settings(), run["parent_run_id"])
 
     @task_with_links(AuditEntryLink(), pool=PROMOTION_POOL)
     def promote(gated: dict, **context: Context) -> dict:

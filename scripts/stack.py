@@ -1,6 +1,7 @@
 """The production stack, natively: the services of docker-compose.yaml as processes of this machine.
 
-    python scripts/stack.py up      start it (`make stack-up`); prints the UI address and login
+    python scripts/stack.py up      start it (`make stack-up`); prints the UI address and login;
+                                    `--scale airflow-worker=2` runs replicas, as compose does
     python scripts/stack.py down    stop it (`make stack-down`); `--purge` also drops its databases
     python scripts/stack.py init    migrate, first admin, pools: what `airflow-init` runs in compose
     python scripts/stack.py env     print the services' environment
@@ -20,7 +21,11 @@ this machine where compose has its containers:
   stack's state folder (`STACK_DIR`, default `state/stack`), which also keeps each service's log
   and pid.
 
-Each service runs in its own process group, so that `down` stops it with its children.
+Each service runs in its own process group under a small supervisor (`stack.py run`) that applies
+the compose file's `restart` policy, as Docker does for a container: a scheduler that exits when
+PostgreSQL restarts is started again. `down` stops each group, supervisor and children together.
+A replica of a service (`--scale`) is its own group, named `<service>-<n>`, whose Celery node name
+gets the same suffix (in compose, each container's own host name tells them apart).
 """
 
 from __future__ import annotations
@@ -175,17 +180,25 @@ class Stack:
         env = os.environ | self.environment("airflow-init")
         subprocess.run(self.command("airflow-init"), env=env, cwd=ROOT, check=True)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, replica: int = 1) -> str:
+        """Start a service (its `replica`-th copy) under its restart policy; return the process's name."""
         logs, pids = self.dir / "logs", self.dir / "pids"
         logs.mkdir(parents=True, exist_ok=True)
         pids.mkdir(parents=True, exist_ok=True)
+        process_name = name if replica == 1 else f"{name}-{replica}"
+        command = self.command(name)
+        if replica > 1:
+            command = [re.sub(r"^(\w+)@%h$", rf"\1-{replica}@%h", part) for part in command]
+        restart = str(self.compose["services"][name].get("restart", "no"))
         env = os.environ | self.environment(name)
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-        with open(logs / f"{name}.log", "a") as log:
+        supervised = [sys.executable, __file__, "run", "--restart", restart, "--", *command]
+        with open(logs / f"{process_name}.log", "a") as log:
             process = subprocess.Popen(
-                self.command(name), env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                supervised, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        (pids / f"{name}.pid").write_text(str(process.pid))
+        (pids / f"{process_name}.pid").write_text(str(process.pid))
+        return process_name
 
     def running(self) -> dict[str, int]:
         alive = {}
@@ -220,7 +233,7 @@ class Stack:
             "mlflow": f"http://127.0.0.1:{self.mlflow_port}/health",
             "airflow-apiserver": f"http://127.0.0.1:{self.airflow_port}/api/v2/monitor/health",
         }
-        workers = [name for name in self.services() if name.startswith("airflow-worker")]
+        workers = [name for name in self.running() if name.startswith("airflow-worker")]
         deadline = time.monotonic() + timeout
         pending = set(checks) | set(workers)
         while pending and time.monotonic() < deadline:
@@ -236,7 +249,7 @@ class Stack:
                 f"not healthy after {timeout:.0f} s: {', '.join(sorted(pending))}; see {self.dir / 'logs'}"
             )
 
-    def up(self) -> None:
+    def up(self, scale: Mapping[str, int] | None = None) -> None:
         for name in REQUIRED_AT_HOME:  # compose's `${...:?}` checks, before anything starts
             interpolate(f"${{{name}:?set {name} in the environment file (see .env.example)}}", self.values)
         if self.running():
@@ -246,17 +259,47 @@ class Stack:
             self.start("mlflow")
             self.run_init()
             for name in self.services():
-                if name != "mlflow":
-                    self.start(name)
+                for replica in range(1, (scale or {}).get(name, 1) + 1):
+                    if (name, replica) != ("mlflow", 1):
+                        self.start(name, replica)
             self.wait_healthy()
         except BaseException:
             self.down()  # nothing half-started is left behind
             raise
 
     def down(self, purge: bool = False) -> None:
-        self.stop(list(self.services()))
+        self.stop([pid_file.stem for pid_file in (self.dir / "pids").glob("*.pid")])
         if purge:
             self.drop_databases()
+
+
+def run(command: list[str], restart: str) -> int:
+    """Run a service under compose's restart policy: `always` and `unless-stopped` start it again
+    whenever it exits, `on-failure` when it fails, `no` never. The delay doubles from 1 s to 30 s
+    while it keeps failing, and starts over once it has run for a minute. SIGTERM or SIGINT (`down`
+    signals the whole group, the service included) stop it for good."""
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if child is None or child.poll() is not None:  # between two runs: nothing left to wait for
+            raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    delay = 1
+    while True:
+        started = time.monotonic()
+        child = subprocess.Popen(command)
+        code = child.wait()
+        if stopping or restart == "no" or (restart == "on-failure" and code == 0):
+            return code
+        delay = 1 if time.monotonic() - started > 60 else delay
+        print(f"stack: {Path(command[0]).name} exited with {code}; restarting in {delay} s", flush=True)
+        time.sleep(delay)
+        delay = min(delay * 2, 30)
 
 
 def init() -> None:
@@ -297,11 +340,19 @@ def _answers(url: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["up", "down", "init", "env"])
+    parser.add_argument("action", choices=["up", "down", "init", "env", "run"])
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env")
     parser.add_argument("--purge", action="store_true", help="down: drop the stack's databases too")
-    args = parser.parse_args(argv)
+    parser.add_argument("--scale", action="append", default=[], metavar="SERVICE=N", help="up: run N copies of SERVICE")
+    parser.add_argument("--restart", default="no", help="run: the restart policy of the command after --")
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[argv.index("--") + 1 :] if "--" in argv else []  # run: the service's command
+    args = parser.parse_args(argv[: len(argv) - len(command) - (1 if command else 0)])
     try:
+        if args.action == "run":
+            if not command:
+                raise StackError("run: give the service's command after --")
+            return run(command, args.restart)
         if args.action == "init":
             init()
             return 0
@@ -310,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in sorted(stack.environment().items()):
                 print(f"{key}={value}")
         elif args.action == "up":
-            stack.up()
+            stack.up(scale=parse_scale(args.scale, stack.services()))
             user = stack.values.get("AIRFLOW_ADMIN_USERNAME") or "admin"
             print(f"Airflow: http://127.0.0.1:{stack.airflow_port} (user {user}, the password of {args.env_file})")
             print(f"MLflow:  http://127.0.0.1:{stack.mlflow_port}; logs in {stack.dir / 'logs'}")
@@ -320,6 +371,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stack: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def parse_scale(options: list[str], services: Mapping[str, object]) -> dict[str, int]:
+    """`SERVICE=N` options, as `docker compose up --scale` takes them."""
+    scale = {}
+    for option in options:
+        name, _, count = option.partition("=")
+        if name not in services:
+            raise StackError(f"--scale {option}: no service {name!r} (services: {', '.join(services)})")
+        if not count.isdigit() or int(count) < 1:
+            raise StackError(f"--scale {option}: the number of copies must be a whole number of at least 1")
+        scale[name] = int(count)
+    return scale
 
 
 if __name__ == "__main__":

@@ -226,6 +226,17 @@ def test_two_random_halves_of_a_real_week_do_not_drift_and_a_shift_does(weeks: P
 
     def decide(current: pd.DataFrame) -> drift.DriftDecision:
         result = data_drift(current, first, numeric, model.CATEGORICAL, rules.report)
+        # The report's own ValueDrift scores and tests, and the same verdicts without a report.
+        exported = result.snapshot.dict()
+        scores = {m["config"]["column"]: m["value"] for m in exported["metrics"] if "ValueDrift" in m["config"]["type"]}
+        failed = {
+            t["metric_config"]["params"]["column"]
+            for t in exported["tests"]
+            if "ValueDrift" in t["metric_config"]["params"]["type"] and str(t["status"]).endswith("FAIL")
+        }
+        assert {c.column: (c.score, c.drifted) for c in result.columns} == {c: (scores[c], c in failed) for c in scores}
+        lean = data_drift(current, first, numeric, model.CATEGORICAL, rules.report, report=False)
+        assert lean.columns == result.columns and lean.snapshot is None
         observation = drift.Observation(
             day(23), len(current), len(first), {c.column: c.drifted for c in result.columns}, 0, None, None,
             {c.column: c.score for c in result.columns},

@@ -1,31 +1,47 @@
 """End to end on the production stack, natively (`scripts/stack.py`): MLflow tracking server on
-PostgreSQL; Airflow api-server, scheduler, dag-processor, triggerer and two Celery workers (the
-default queue and `training`) on PostgreSQL and Redis; Feast with its SQL registry and the Redis
-online store. Driven as a user drives it, through Airflow's REST API: a token from `/auth/token`
-(FAB auth manager), unpause, trigger, poll, with bounded waits.
+PostgreSQL; Airflow api-server, scheduler, dag-processor, triggerer and Celery workers (two for the
+default queue, one for `training`) on PostgreSQL and Redis; Feast with its SQL registry and the
+Redis online store. Driven as a user drives it, through Airflow's REST API: a token from
+`/auth/token` (FAB auth manager), unpause, trigger, poll, with bounded waits.
 
 The days: features for 3-16 November 2026 (replaying 2013), built by a backfill; a model trained on 3-9 November and
 judged on 10-16 November; the champion scores 15 and 16 November, whose features carry an
 injected shift (temperatures in °C instead of °F); the drift check of 17 November asks for a
 retrain and triggers `training_pipeline`.
 
-The stack runs with `[scheduler] use_job_schedule = False`: only the runs the test triggers run,
-none of the DAGs' scheduled ones. It gets its own databases, Redis databases, ports and state
-folder, and drops them afterwards. Behind the `stack` marker: `make test-stack` (and `.ci/run`).
+Then the faults, on the same stack and in this order (each builds on the loop's state): the MLflow
+server stopped during training and restarted; a Celery worker killed during a task; PostgreSQL
+restarted during a run. Nothing may be lost and nothing half done.
+
+The stack runs as deployed, but for what makes the tests finish in minutes rather than hours:
+- `[scheduler] use_job_schedule = False`: only the runs the test triggers run, none of the
+  DAGs' scheduled ones;
+- a cluster policy (`airflow_local_settings.py` in the stack's Airflow home) shortens every
+  task's retry delay to 20 s, where the DAGs wait one or two minutes;
+- `[scheduler] task_instance_heartbeat_timeout` is 20 s, so a task whose worker died is noticed
+  in seconds instead of 5 minutes;
+- MLflow's client retries a failed request twice instead of 7 times (minutes of back-off).
+It gets its own databases, Redis databases, ports and state folder, and drops them afterwards.
+Behind the `stack` marker: `make test-stack` (and `.ci/run`).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
+import subprocess
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
 import httpx
+import pandas as pd
+import psycopg
 import pytest
 
-from include.mlops.lake import Interval
+from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 from scripts import stack
 from tests.conftest import free_port, inject_shift
@@ -37,6 +53,14 @@ TRAINING_CONF = {"window_start": "2026-11-03", "window_end": "2026-11-10", "max_
 JUDGED_ON = datetime(2026, 11, 17, tzinfo=UTC)  # the gate's evaluation week is the 7 days before it
 SCORED = [date(2026, 11, 15), date(2026, 11, 16)]
 DAGS = ("feature_pipeline", "training_pipeline", "batch_inference", "drift_monitoring")
+DEFAULT_WORKERS = ("airflow-worker", "airflow-worker-2")  # `--scale airflow-worker=2`
+RETRY_POLICY = """\
+from datetime import timedelta
+
+
+def task_policy(task):
+    task.retry_delay = timedelta(seconds=20)
+"""
 
 
 def midnight(day: date) -> str:
@@ -88,6 +112,24 @@ class Api:
     def tasks(self, dag_id: str, run_id: str) -> list[dict]:
         return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
 
+    def task(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict:
+        suffix = f"/{map_index}" if map_index >= 0 else ""
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}")
+
+    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float, **kw) -> dict:
+        """Poll one task instance until it is in one of `states` (a mapped one may not exist yet)."""
+        suffix = f"/{kw['map_index']}" if "map_index" in kw else ""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}"
+        deadline, state = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            response = self.client.get(path)
+            assert response.is_success or response.status_code == 404, f"GET {path}: {response.text}"
+            state = response.json()["state"] if response.is_success else None
+            if state in states:
+                return response.json()
+            time.sleep(0.3)
+        pytest.fail(f"{dag_id} {run_id} {task_id} not {states} within {timeout:.0f} s: {state}")
+
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory: pytest.TempPathFactory):
@@ -109,11 +151,15 @@ def production(tmp_path_factory: pytest.TempPathFactory):
     }
     values["MLOPS_MLFLOW_UI_URL"] = f"http://127.0.0.1:{values['MLFLOW_PORT']}"
     production = stack.Stack(values)
+    (folder / "airflow" / "config").mkdir(parents=True)
+    (folder / "airflow" / "config" / "airflow_local_settings.py").write_text(RETRY_POLICY)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")  # only the runs the test triggers
+        env.setenv("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "20")
+        env.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         started = time.monotonic()
         try:
-            production.up()
+            production.up(scale={"airflow-worker": 2})
             api = Api(f"http://127.0.0.1:{production.airflow_port}", "admin", values["AIRFLOW_ADMIN_PASSWORD"])
             yield SimpleNamespace(stack=production, api=api, started=started)
         finally:
@@ -150,10 +196,10 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
     assert states["gate"] == "success" and states["promote"] == "success", states
     train = [t for t in api.tasks("training_pipeline", training) if t["task_id"] == "train"]
     assert train and all(t["queue"] == "training" for t in train)
-    training_worker = (native.dir / "logs" / "airflow-worker-training.log").read_text()
-    default_worker = (native.dir / "logs" / "airflow-worker.log").read_text()
+    training_worker = service_log(native, "airflow-worker-training")
+    default_workers = "".join(service_log(native, name) for name in DEFAULT_WORKERS)
     assert f"dag_id=training_pipeline/run_id={training}/task_id=train/" in training_worker
-    assert "task_id=train/" not in default_worker and f"run_id={training}/task_id=prepare/" in default_worker
+    assert "task_id=train/" not in default_workers and f"run_id={training}/task_id=prepare/" in default_workers
 
     from mlflow import MlflowClient
 
@@ -187,3 +233,121 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
         f"\nend to end: start {features_done - production.started:.0f} s including {len(FEATURE_DAYS)} feature days, "
         f"training {trained - features_done:.0f} s, scoring and drift {time.monotonic() - trained:.0f} s"
     )
+
+
+def test_mlflow_stopped_during_training_then_restarted(production) -> None:
+    """The `train` attempt that loses the tracking server fails; once the server is back, its
+    retry trains again, and the gate judges the one version registered. The run the dead attempt
+    left open is closed as FAILED, and the champion is a version the gate passed."""
+    api, native = production.api, production.stack
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=native.environment()["MLOPS_MLFLOW_TRACKING_URI"])
+    versions_before = {v.version for v in client.search_model_versions("name = 'flight_delay'")}
+    run_id = api.trigger(
+        "training_pipeline",
+        "e2e__mlflow_down",
+        (JUDGED_ON + timedelta(hours=6)).isoformat(),
+        JUDGED_ON.isoformat(),
+        **TRAINING_CONF | {"max_iter": 40, "reason": "MLflow stopped during training"},
+    )
+    api.wait_for_task("training_pipeline", run_id, "train", {"running"}, timeout=300, map_index=0)
+    native.stop(["mlflow"])
+    failed = api.wait_for_task("training_pipeline", run_id, "train", {"up_for_retry", "failed"}, 120, map_index=0)
+    assert failed["state"] == "up_for_retry", failed
+    native.start("mlflow")
+    native.wait_healthy()
+
+    states = api.wait("training_pipeline", run_id, timeout=300)
+    assert api.task("training_pipeline", run_id, "train", map_index=0)["try_number"] >= 2
+    assert states["register"] == "success" and states["gate"] == "success" and states["close_run"] == "success"
+
+    new = [v for v in client.search_model_versions("name = 'flight_delay'") if v.version not in versions_before]
+    assert len(new) == 1, [v.version for v in new]  # one version: the retry's, nothing from the dead attempt
+    version = client.get_model_version("flight_delay", new[0].version)
+    champion = client.get_model_version_by_alias("flight_delay", "champion")
+    assert champion.tags["gate.decision"] in ("first-model", "promote"), champion.tags
+    assert version.tags["gate.decision"] in ("promote", "reject")
+    assert (champion.version == version.version) == (version.tags["gate.decision"] == "promote")
+    assert (states["promote"] == "success") == (version.tags["gate.decision"] == "promote")
+    parent = version.tags["parent_run_id"]
+    children = client.search_runs(
+        [client.get_run(parent).info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
+    )
+    assert client.get_run(parent).info.status == "FINISHED"
+    assert not [c.info.run_id for c in children if c.info.status == "RUNNING"]  # nothing left half open
+    assert [c.info.run_id for c in children if c.info.status == "FINISHED"] == [version.run_id]
+
+
+def test_a_worker_killed_during_a_task(production) -> None:
+    """The worker running `build_features` is killed (SIGKILL to it and its task). The scheduler
+    notices the lost task, the retry runs on the other default worker, and the day's features are
+    written once: each partition holds the rows the successful attempt counted, no row twice."""
+    api, native = production.api, production.stack
+    day = date(2026, 11, 17)
+    run_id = api.trigger("feature_pipeline", "e2e__worker_killed", midnight(day + timedelta(days=1)))
+    api.wait_for_task("feature_pipeline", run_id, "build_features", {"running"}, timeout=300)
+    first = f"run_id={run_id}/task_id=build_features/attempt=1.log"
+    victim = next((name for name in DEFAULT_WORKERS if first in service_log(native, name)), None)
+    assert victim, f"no default worker logged {first}"
+    os.killpg(native.running()[victim], signal.SIGKILL)  # the worker, its supervisor and the task
+    native.stop([victim])
+
+    states = api.wait("feature_pipeline", run_id, timeout=300)
+    assert set(states.values()) == {"success"}, states
+    assert api.task("feature_pipeline", run_id, "build_features")["try_number"] == 2
+    (survivor,) = set(DEFAULT_WORKERS) - {victim}
+    assert f"run_id={run_id}/task_id=build_features/attempt=2.log" in service_log(native, survivor)
+
+    written = api.call(
+        "GET", f"/dags/feature_pipeline/dagRuns/{run_id}/taskInstances/build_features/xcomEntries/return_value"
+    )["value"]
+    lake = Lake(Settings.from_env(native.environment()).lake_dir)
+    interval = Interval(datetime(2026, 11, 17, tzinfo=UTC), datetime(2026, 11, 18, tzinfo=UTC))
+    for view in ("weather", "origin_ops", "carrier_ops", "route_ops"):
+        (partition,) = lake.partitions("features", view, interval)
+        frame = pd.read_parquet(partition)
+        assert len(frame) == written[view] > 0, view
+        assert not frame.duplicated().any(), view
+
+
+def test_postgresql_restarted_during_a_run(production) -> None:
+    """PostgreSQL (Airflow's, MLflow's and Feast's registry database) restarts while
+    `feature_pipeline` builds a day. The scheduler, dag-processor and triggerer exit on the lost
+    connection and are started again by their restart policy, as compose restarts a container;
+    tasks that lost the database retry; the run completes."""
+    api, native = production.api, production.stack
+    day = date(2026, 11, 18)
+    run_id = api.trigger("feature_pipeline", "e2e__postgres_restarted", midnight(day + timedelta(days=1)))
+    api.wait_for_task("feature_pipeline", run_id, "build_features", {"running"}, timeout=300)
+    restarted_at = datetime.now(UTC)
+    restart_postgres(native.admin_url())
+
+    states = api.wait("feature_pipeline", run_id, timeout=420)
+    assert set(states.values()) == {"success"}, states
+    with psycopg.connect(native.admin_url()) as conn:
+        assert conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0] > restarted_at
+    tries = {t["task_id"]: t["try_number"] for t in api.tasks("feature_pipeline", run_id)}
+    restarted = [name for name in native.running() if "restarting in" in service_log(native, name)]
+    print(f"\nPostgreSQL restart: tries per task {tries}; restarted by their policy: {', '.join(restarted)}")
+    assert set(native.services()) - set(DEFAULT_WORKERS) <= set(native.running())  # all up again
+
+
+def service_log(native: stack.Stack, name: str) -> str:
+    return (native.dir / "logs" / f"{name}.log").read_text(errors="replace")
+
+
+def restart_postgres(admin_url: str) -> None:
+    """Restart the machine's PostgreSQL cluster (Debian's pg_ctlcluster), and wait until it answers."""
+    with psycopg.connect(admin_url) as conn:
+        data_directory = conn.execute("SHOW data_directory").fetchone()[0]  # /var/lib/postgresql/<v>/<cluster>
+    version, cluster = data_directory.rstrip("/").split("/")[-2:]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"], check=True, timeout=120)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            psycopg.connect(admin_url).close()
+            return
+        except psycopg.OperationalError:
+            time.sleep(1)
+    pytest.fail("PostgreSQL did not answer within 60 s of its restart")

@@ -124,3 +124,23 @@ def test_bad_training_data_fails_before_training_and_registers_nothing(
     assert client.get_run(parent).info.status == "FAILED"
     assert message.split(":")[0] in client.get_run(parent).data.tags["error"]
     assert client.search_registered_models() == []
+
+
+def test_close_fails_the_runs_that_died_attempts_left_open(fresh: Settings) -> None:
+    tags = training.run_tags(WINDOW, "test")
+    parent = tracking.start_run(fresh, "training", tags)
+    died = tracking.start_run(fresh, "hist_gradient_boosting", tags, parent_run_id=parent)  # its worker was killed
+    retried = tracking.start_run(fresh, "hist_gradient_boosting", tags, parent_run_id=parent)
+    tracking.finish_run(retried)
+    tracking.finish_run(parent)  # registered
+
+    assert training.close(fresh, parent) == [died]
+    client = MlflowClient()
+    assert client.get_run(died).info.status == "FAILED"
+    assert "a retry trained again" in client.get_run(died).data.tags["error"]
+    assert {client.get_run(r).info.status for r in (retried, parent)} == {"FINISHED"}
+    assert training.close(fresh, parent) == []  # closing twice changes nothing
+
+    unregistered = tracking.start_run(fresh, "training", tags)
+    assert training.close(fresh, unregistered) == [unregistered]
+    assert client.get_run(unregistered).data.tags["error"].startswith("a training or registration task failed")

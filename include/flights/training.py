@@ -9,6 +9,9 @@ A training run is one parent MLflow run with one nested run per searched configu
 2. `train_candidate`: fit one configuration, evaluate it on validation, log everything.
 3. `register_best`: the best candidate on validation ROC AUC becomes a model version, with
    its Feast feature service `<model>_v<version>`.
+4. `close`: whatever is still open once training is over failed: the parent, when a step after
+   `prepare` failed for good, and the nested run of any attempt that died with its task (its
+   worker killed, or the tracking server gone before the run could be marked).
 """
 
 from __future__ import annotations
@@ -233,6 +236,34 @@ def register_best(settings: Settings, candidates: list[dict[str, object]], paren
         "run_id": chosen["run_id"],
         "feature_service": service,
     }
+
+
+def close(settings: Settings, parent_run_id: str) -> list[str]:
+    """Mark FAILED the runs of this training that are still open; return their ids.
+
+    A nested run is open after training only when the attempt that started it died before it
+    could close it; its task's retry trained again in a run of its own. The parent is open only
+    when registration never happened.
+    """
+    from mlflow import MlflowClient
+
+    tracking.connect(settings)
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    closed = []
+    for child in children:
+        tracking.fail_run(child.info.run_id, "its task attempt died before the run ended; a retry trained again")
+        closed.append(child.info.run_id)
+    if parent.info.status == "RUNNING":
+        tracking.fail_run(parent_run_id, "a training or registration task failed; see the Airflow logs")
+        closed.append(parent_run_id)
+    if closed:
+        log.warning("Marked FAILED the runs left open by failed attempts: %s", ", ".join(closed))
+    return closed
 
 
 def run_tags(window: Interval, reason: str, airflow: dict[str, str] | None = None) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """Drift and quality reports with Evidently 0.7, and the per-column verdicts the drift policy needs.
 
-`data_drift` runs one Evidently `ValueDrift` per column (plus `DriftedColumnsCount`), current
-first, and reads each column's score and verdict back from the snapshot. Each column's method and
+`data_drift` judges each column with Evidently's statistical test for its method, on the values
+Evidently's `ValueDrift` metric reads, and builds the report: one `ValueDrift` per column (plus
+`DriftedColumnsCount`), current first, whose scores and test results are the same verdicts (a test
+holds them to it). Without the report (`report=False`) a check costs a fiftieth. Each column's method and
 threshold are fixed by `DriftConfig` rather than left to Evidently's automatic choice, which
 switches to K-S p-values below 1,000 non-null rows: on the flights data that flagged two random
 halves of the same week as drifted in sparse columns. The defaults are the statistics Evidently
@@ -72,7 +74,7 @@ class DriftResult:
     current_rows: int  # before sampling
     reference_rows: int
     sampled_rows: tuple[int, int]  # what Evidently saw: current, reference
-    snapshot: object  # the Evidently snapshot (HTML and JSON exports)
+    snapshot: object | None  # the Evidently snapshot (HTML and JSON exports); None without a report
     empty: list[str]  # columns without a value in the current or the reference sample: not judged
 
     def column(self, name: str) -> ColumnDrift:
@@ -90,10 +92,17 @@ def data_drift(
     numeric: Sequence[str],
     categorical: Sequence[str],
     config: DriftConfig | None = None,
+    report: bool = True,
 ) -> DriftResult:
-    """Evidently's drift report of every monitored column of `current` against `reference`."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import DriftedColumnsCount, ValueDrift
+    """The drift of every monitored column of `current` against `reference`, and Evidently's report.
+
+    Each column's score and verdict come from Evidently's own statistical test for the configured
+    method, on the same cleaned values its `ValueDrift` metric uses. `report=False` leaves the
+    report (its HTML and JSON) out, with the same verdicts, about 50 times faster: what a replay of
+    a whole year's daily checks needs.
+    """
+    from evidently.legacy.calculations.stattests import get_stattest
+    from evidently.legacy.core import ColumnType
 
     config = config or DriftConfig()
     numeric = [c for c in numeric if c not in config.ignore]
@@ -112,11 +121,52 @@ def data_drift(
     columns = [*categorical, *numeric]
     if not columns:
         raise ValueError("no monitored column has values in both the current and the reference data")
-    methods = {c: (config.categorical_method, config.categorical_threshold) for c in categorical} | {
+    methods = _methods(config, numeric, categorical)
+    verdicts = []
+    for column in columns:
+        (method, threshold), is_numeric = methods[column], column in numeric
+        kind = ColumnType.Numerical if is_numeric else ColumnType.Categorical
+        ref, cur = (_clean(frame[column], is_numeric) for frame in (frames[1], frames[0]))
+        test = get_stattest(ref, cur, kind, method)
+        result = test(ref, cur, kind, threshold)
+        verdicts.append(ColumnDrift(column, method, threshold, float(result.drift_score), bool(result.drifted)))
+    return DriftResult(
+        columns=verdicts,
+        current_rows=len(current),
+        reference_rows=len(reference),
+        sampled_rows=(min(len(current), config.sample_rows), min(len(reference), config.sample_rows)),
+        snapshot=_report(frames, numeric, categorical, config) if report else None,
+        empty=empty,
+    )
+
+
+def _methods(config: DriftConfig, numeric: list[str], categorical: list[str]) -> dict[str, tuple[str, float]]:
+    """Each column's drift method and threshold."""
+    return {c: (config.categorical_method, config.categorical_threshold) for c in categorical} | {
         c: (config.numeric_method, config.numeric_threshold) for c in numeric
     }
+
+
+def _clean(values: pd.Series, numeric: bool) -> pd.Series:
+    """A column as Evidently's drift calculation reads it: no missing or infinite values."""
+    import numpy as np
+    import pandas as pd
+
+    if numeric:
+        values = pd.to_numeric(values)
+    return values.replace([-np.inf, np.inf], np.nan).dropna()
+
+
+def _report(frames: list[pd.DataFrame], numeric: list[str], categorical: list[str], config: DriftConfig) -> object:
+    """Evidently's drift report (current first) of the sampled frames: the drifted-columns count and
+    one `ValueDrift` per column, each with the configured method and threshold."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import DriftedColumnsCount, ValueDrift
+
+    columns = [*categorical, *numeric]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    sampled = [Dataset.from_pandas(frame[columns], definition) for frame in frames]
+    current, reference = (Dataset.from_pandas(frame[columns], definition) for frame in frames)
+    methods = _methods(config, numeric, categorical)
     report = Report(
         [
             DriftedColumnsCount(
@@ -130,26 +180,7 @@ def data_drift(
         ],
         include_tests=True,
     )
-    snapshot = report.run(sampled[0], sampled[1])
-    exported = snapshot.dict()
-    scores = {
-        m["config"]["column"]: float(m["value"])
-        for m in exported["metrics"]
-        if m["config"]["type"].endswith("ValueDrift")
-    }
-    failed = {
-        t["metric_config"]["params"]["column"]
-        for t in exported["tests"]
-        if t["metric_config"]["params"]["type"].endswith("ValueDrift") and str(t["status"]).endswith("FAIL")
-    }
-    return DriftResult(
-        columns=[ColumnDrift(c, methods[c][0], methods[c][1], scores[c], c in failed) for c in columns],
-        current_rows=len(current),
-        reference_rows=len(reference),
-        sampled_rows=(min(len(current), config.sample_rows), min(len(reference), config.sample_rows)),
-        snapshot=snapshot,
-        empty=empty,
-    )
+    return report.run(current, reference)
 
 
 def classification_quality(labelled: pd.DataFrame, target: str, probability: str) -> object:
