@@ -16,7 +16,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: install browser up stack-up stack-down test test-stack lint format bench lock clean
+.PHONY: install browser up stack-up stack-down test test-stack replay lint format bench lock clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -60,6 +60,11 @@ test: install browser
 test-stack: install
 	$(BIN)/pytest -m stack -s
 
+# The loop and two baselines replayed over 2013: state/replay/report.md, quality.png, and a run in
+# MLflow's experiment `replay`. An interrupted replay resumes where it stopped.
+replay: install
+	$(BIN)/python -m include.cli replay
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -73,6 +78,7 @@ bench: install
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.gate
 	$(BIN)/python -m bench.drift
+	$(BIN)/python -m bench.replay
 
 # Re-resolve the pinned set after editing requirements.txt.
 lock: $(BIN)/python

@@ -10,6 +10,7 @@
     python -m include.cli rollback --reason "v3 mislabels snow days" [--to 2]
     python -m include.cli score --start 2026-11-26 --end 2026-11-27
     python -m include.cli drift [--at 2026-11-27] [--days 7] [--rules drift_rules.yaml]
+    python -m include.cli replay [--start 2013-01-01 --end 2013-12-31] [--out state/replay] [--fresh]
 
 Dates are UTC days (or ISO datetimes with a zone); the interval is [start, end). `gate` judges a
 version against the champion on the week before `--at` (default: today, UTC) and promotes it if it
@@ -17,6 +18,9 @@ passes; `rollback` moves the champion back (default: to the previous champion). 
 the same locked, compare-and-set and audited path as the DAGs. `score` writes the champion's
 predictions of the interval to the predictions log; `drift` runs the drift check of the `--days`
 before `--at` and records it, but triggers nothing (that is the drift_monitoring DAG's job).
+`replay` replays the loop and two baselines over 2013 (`include/flights/replay.py`), resuming an
+interrupted run in the same folder, writes `report.md` and `quality.png` there and logs the summary
+to MLflow's experiment `replay`.
 Settings come from the environment (MLOPS_*), as in Airflow.
 """
 
@@ -26,6 +30,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,10 +130,33 @@ INTERVAL_STEPS = {
     "train": (_train, "train, log to MLflow and register a model version, as the training DAG does"),
     "score": (_score, "score the interval's scheduled flights with the champion into the predictions log"),
 }
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> object:
+    import shutil
+
+    from include.flights import replay, replay_report
+
+    if args.fresh and args.out.exists():
+        shutil.rmtree(args.out / "checkpoint", ignore_errors=True)
+    config = replay.ReplayConfig(start=args.start, end=args.end, training_days=args.training_days)
+    started = time.perf_counter()
+    summary = replay.Replay(args.out, config, settings).run()
+    summary["wall_seconds"] = time.perf_counter() - started
+    report = replay_report.write(summary, args.out)
+    run_id = replay_report.log_to_mlflow(settings, summary, args.out)
+    table = {
+        name: {k: result[k] for k in ("mean_roc_auc", "promotions", "rejections")}
+        for name, result in summary["policies"].items()
+    }
+    return {"report": str(report), "mlflow_run_id": run_id, "wall_seconds": summary["wall_seconds"], **table}
+
+
 REGISTRY_STEPS = {
     "gate": (_gate, "judge a model version against the champion; promote it if it passes"),
     "rollback": (_rollback, "move the champion back to an earlier version, audited"),
     "drift": (_drift, "check the predictions log for drift against the champion's training data; record it"),
+    "replay": (_replay, "replay the loop and two baselines over 2013; write the report, log it to MLflow"),
 }
 
 
@@ -158,10 +186,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--at", type=_instant, help="the check's time; its window ends at that UTC day")
     check.add_argument("--days", type=int, default=7, help="days of predictions before --at (default 7)")
     check.add_argument("--rules", help="a rule file (YAML); default: include/flights/drift_rules.yaml")
+    replay = commands.add_parser("replay", help=REGISTRY_STEPS["replay"][1], description=REGISTRY_STEPS["replay"][1])
+    replay.add_argument("--start", type=_instant, default=datetime(2013, 1, 1, tzinfo=UTC), help="first day (UTC)")
+    replay.add_argument("--end", type=_instant, default=datetime(2013, 12, 31, tzinfo=UTC), help="end, excluded")
+    replay.add_argument("--training-days", type=int, default=56, help="training window in days (default 56)")
+    replay.add_argument("--out", type=Path, default=None, help="its folder; default: replay/ in the state folder")
+    replay.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
+        if args.step == "replay" and args.out is None:
+            args.out = settings.state_dir / "replay"
         if args.step in REGISTRY_STEPS:
             result = REGISTRY_STEPS[args.step][0](settings, args)
         else:

@@ -57,18 +57,28 @@ def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> gate.R
 
 def evaluation_set(settings: Settings, end: datetime, not_before: datetime | None, days: int) -> pd.DataFrame:
     """Labelled flights of the `days` before `end` (not before `not_before`), with their features."""
-    start = end - timedelta(days=days)
-    if not_before is not None and not_before > start:
-        start = not_before
-    if start >= end:
-        raise GateError(f"no evaluation window: the candidate's validation starts {start}, after the gate's time {end}")
-    window = Interval(start, end)
+    window = evaluation_window(end, not_before, days)
     missing = pipeline.days_without_features(settings, window)
     if missing:
         raise GateError(
             f"features missing for {len(missing)} days of the evaluation window {window} ({missing[0]} first)"
         )
-    frame = pipeline.training_set(settings, window, labels_by=end)
+    return checked(pipeline.training_set(settings, window, labels_by=end), window)
+
+
+def evaluation_window(end: datetime, not_before: datetime | None, days: int) -> Interval:
+    """The `days` before `end`, cut so as not to start before `not_before` (the candidate's
+    validation cutoff: no row it was fitted on may judge it)."""
+    start = end - timedelta(days=days)
+    if not_before is not None and not_before > start:
+        start = not_before
+    if start >= end:
+        raise GateError(f"no evaluation window: the candidate's validation starts {start}, after the gate's time {end}")
+    return Interval(start, end)
+
+
+def checked(frame: pd.DataFrame, window: Interval) -> pd.DataFrame:
+    """The evaluation set, if it can judge: enough rows, both classes; `GateError` otherwise."""
     if len(frame) < MIN_EVALUATION_ROWS:
         raise GateError(
             f"too few evaluation rows: {len(frame)} labelled flights in {window}, at least {MIN_EVALUATION_ROWS} needed"
@@ -116,12 +126,12 @@ def evaluate_candidate(
 
     started = time.perf_counter()
     cand_p, facts = _score(settings, name, version, candidate.source, frame)
-    cand_scores = _scores(frame, cand_p, threshold)
+    cand_scores = scores(frame, cand_p, threshold)
     champ_scores = None
     if champion is not None:
         champion_source = client.get_model_version(name, str(champion)).source
         champ_p, _ = _score(settings, name, champion, champion_source, frame)
-        champ_scores = _scores(frame, champ_p, threshold)
+        champ_scores = scores(frame, champ_p, threshold)
     scoring_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -260,7 +270,8 @@ def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) ->
     return [c for c in inputs if c not in served and c not in request]
 
 
-def _scores(frame: pd.DataFrame, p: np.ndarray, threshold: float) -> gate.Scores:
+def scores(frame: pd.DataFrame, p: np.ndarray, threshold: float) -> gate.Scores:
+    """A model's scores on the evaluation set, overall and per slice, as the gate reads them."""
     evaluation = evaluate(frame[model.LABEL].to_numpy(), p, threshold, {s: frame[s] for s in model.SLICES})
     return gate.Scores(evaluation.overall, evaluation.slices, p)
 

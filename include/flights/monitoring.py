@@ -34,7 +34,7 @@ from include.flights import inference, model
 from include.mlops import drift, registry, tracking
 from include.mlops.evaluation import binary_metrics
 from include.mlops.lake import Interval
-from include.mlops.monitoring import DriftConfig, DriftConfigError
+from include.mlops.monitoring import DriftConfig, DriftConfigError, DriftResult
 from include.mlops.settings import Settings, rule_set
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def check(
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    from include.mlops.monitoring import classification_quality, data_drift
+    from include.mlops.monitoring import classification_quality
 
     if days < 1:
         raise drift.DriftRulesError(f"the drift window must be at least one day, got {days}")
@@ -131,32 +131,14 @@ def check(
     validation = champion_run.data.metrics.get(rules.policy.quality_metric)
     threshold = float(champion_run.data.params.get("threshold", 0.5))
 
-    enough = len(current) >= rules.policy.min_current_rows and len(ref) >= rules.policy.min_reference_rows
-    result = None
-    if enough:
-        categorical = [c for c in inputs if c in model.CATEGORICAL]
-        numeric = [c for c in inputs if c not in model.CATEGORICAL] + [inference.PREDICTION]
-        result = data_drift(current, ref, numeric, categorical, rules.report)
-    features = [c for c in result.columns if c.column != inference.PREDICTION] if result else []
-    realised = None
-    if len(labelled) >= rules.policy.min_labelled_rows and labelled[model.LABEL].nunique() == 2:
-        y, p = labelled[model.LABEL].to_numpy(), labelled[inference.PREDICTION].to_numpy()
-        realised = binary_metrics(y, p, threshold)
-    observation = drift.Observation(
-        at=at,
-        current_rows=len(current),
-        reference_rows=len(ref),
-        drifted={c.column: c.drifted for c in features},
-        labelled_rows=len(labelled),
-        realised=realised[rules.policy.quality_metric] if realised else None,
-        champion_validation=validation,
-        scores={c.column: c.score for c in features},
-        prediction_drifted=bool(result and result.column(inference.PREDICTION).drifted),
+    observation, result, realised = observe(
+        at, current, labelled, ref, inputs, validation, threshold, rules, report=True
     )
     checks = _history(client, experiment_id, settings.model_name, at, (context or {}).get("airflow.run_id"))
-    decision = drift.decide(rules.policy, observation, _history_summary(checks, training_active))
+    past = [_past(c) for c in checks]
+    decision = drift.decide(rules.policy, observation, drift.history(past, training_active))
     retrain = _last_retrain(settings, client, checks)
-    alert = drift.escalation(rules.policy, decision, _condition_since(checks, at), retrain)
+    alert = drift.escalation(rules.policy, decision, drift.condition_since(past, at), retrain)
     escalated_for = retrain.run_id if alert and retrain else ""
     if alert and any(c.data.tags.get("drift.escalated_for") == escalated_for for c in checks):
         log.info("Escalation for the retrain %s was already sent; not repeated: %s", escalated_for, alert)
@@ -243,6 +225,48 @@ def check(
     }
 
 
+def observe(
+    at: datetime,
+    current: pd.DataFrame,
+    labelled: pd.DataFrame,
+    reference: pd.DataFrame,
+    inputs: list[str],
+    validation: float | None,
+    threshold: float,
+    rules: MonitorRules,
+    report: bool = True,
+) -> tuple[drift.Observation, DriftResult | None, dict[str, float] | None]:
+    """What one check sees: the drift of the champion's inputs and prediction in `current` against
+    its `reference` (none when either is too small to judge), and the realised quality of the
+    `labelled` rows (none with too few labels or one class). Also returns the drift result (with
+    Evidently's report when `report`) and the realised metrics."""
+    from include.mlops.monitoring import data_drift
+
+    enough = len(current) >= rules.policy.min_current_rows and len(reference) >= rules.policy.min_reference_rows
+    result = None
+    if enough:
+        categorical = [c for c in inputs if c in model.CATEGORICAL]
+        numeric = [c for c in inputs if c not in model.CATEGORICAL] + [inference.PREDICTION]
+        result = data_drift(current, reference, numeric, categorical, rules.report, report=report)
+    features = [c for c in result.columns if c.column != inference.PREDICTION] if result else []
+    realised = None
+    if len(labelled) >= rules.policy.min_labelled_rows and labelled[model.LABEL].nunique() == 2:
+        y, p = labelled[model.LABEL].to_numpy(), labelled[inference.PREDICTION].to_numpy()
+        realised = binary_metrics(y, p, threshold)
+    observation = drift.Observation(
+        at=at,
+        current_rows=len(current),
+        reference_rows=len(reference),
+        drifted={c.column: c.drifted for c in features},
+        labelled_rows=len(labelled),
+        realised=realised[rules.policy.quality_metric] if realised else None,
+        champion_validation=validation,
+        scores={c.column: c.score for c in features},
+        prediction_drifted=bool(result and result.column(inference.PREDICTION).drifted),
+    )
+    return observation, result, realised
+
+
 def _as_champion(current: pd.DataFrame, version: int, loaded: object, inputs: list[str]) -> pd.DataFrame:
     """The window as the champion sees it. Days scored by an earlier champion (the window spans a
     promotion) are scored again by this one from the features the log kept, so that the prediction's
@@ -284,24 +308,14 @@ def _history(client: MlflowClient, experiment_id: str, name: str, at: datetime, 
     return sorted(earlier, key=lambda run: datetime.fromisoformat(run.data.tags["drift.at"]))  # stable: start order
 
 
-def _history_summary(checks: list[Run], training_active: bool) -> drift.History:
-    triggers = [c for c in checks if c.data.tags.get("drift.retrain_run_id")]
-    last = datetime.fromisoformat(triggers[-1].data.tags["drift.at"]) if triggers else None
-    return drift.History(last_trigger_at=last, training_active=training_active)
-
-
-def _condition_since(checks: list[Run], at: datetime) -> datetime:
-    """When the condition that holds now began: the first check of the unbroken run of checks that
-    saw it (skipped checks neither start nor break it)."""
-    since = at
-    for run in reversed(checks):
-        action = run.data.tags.get("drift.action")
-        if action == "skip":
-            continue
-        if run.data.tags.get("drift.condition") != TRUE:
-            break
-        since = datetime.fromisoformat(run.data.tags["drift.at"])
-    return since
+def _past(run: Run) -> drift.PastCheck:
+    tags = run.data.tags
+    return drift.PastCheck(
+        at=datetime.fromisoformat(tags["drift.at"]),
+        action=tags.get("drift.action", "skip"),  # type: ignore[arg-type]
+        condition=tags.get("drift.condition") == TRUE,
+        asked_retrain=bool(tags.get("drift.retrain_run_id")),
+    )
 
 
 @dataclass(frozen=True)
@@ -331,6 +345,5 @@ def _last_retrain(settings: Settings, client: MlflowClient, checks: list[Run]) -
     )
     if not promoted:
         return _Retrain(triggered_at, run_id=training_run)  # passed the gate, not promoted (yet)
-    since = [c for c in checks if datetime.fromisoformat(c.data.tags["drift.at"]) >= decided]
-    judged = [c for c in since if c.data.tags.get("drift.action") != "skip"]
-    return _Retrain(triggered_at, outcome, version, decided, len(judged) + 1, run_id=training_run)  # type: ignore[arg-type]
+    judged = drift.judged_since([_past(c) for c in checks], decided) + 1  # and this check
+    return _Retrain(triggered_at, outcome, version, decided, judged, run_id=training_run)  # type: ignore[arg-type]

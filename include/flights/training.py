@@ -23,13 +23,16 @@ from typing import TYPE_CHECKING
 
 from include.flights import model, pipeline
 from include.mlops import tracking
-from include.mlops.evaluation import evaluate
+from include.mlops.evaluation import Evaluation, evaluate
 from include.mlops.feature_store import load_store
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from include.mlops.validation import DataValidationError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -76,23 +79,7 @@ def prepare(
         labelled = pipeline.training_set(settings, window)
     except DataValidationError as error:
         raise TrainingDataError(f"no training data for {window}: {error}") from None
-    if labelled.empty:
-        raise TrainingDataError(f"empty window: no flight in {window} has a landed label")
-    features = [*model.CATEGORICAL, *model.numeric_features(pipeline.all_feature_refs())]
-    missing = [c for c in features if c not in labelled.columns or labelled[c].isna().all()]
-    if missing:
-        raise TrainingDataError(f"features missing from the feature service for {window}: {', '.join(missing)}")
-
-    labelled[features] = model.model_input(labelled, features)
-    cutoff = window.start + (window.end - window.start) * (1 - validation_fraction)
-    validation = labelled[labelled["sched_dep_at"] >= cutoff]
-    train = labelled[(labelled["sched_dep_at"] < cutoff) & (labelled["label_at"] < cutoff)]
-    for name, part in (("training", train), ("validation", validation)):
-        if len(part) < min_rows:
-            raise TrainingDataError(f"too few rows: {len(part)} {name} rows in {window}, at least {min_rows} needed")
-        classes = part[model.LABEL].nunique()
-        if classes < 2:
-            raise TrainingDataError(f"single-class labels: every {name} flight in {window} has the same label")
+    train, validation, cutoff, features = split(labelled, window, validation_fraction, min_rows)
     folder = settings.state_dir / "training" / run_id
     return Prepared(
         window=window.key,
@@ -103,6 +90,65 @@ def prepare(
         validation_rows=len(validation),
         features=features,
     )
+
+
+def split(
+    labelled: pd.DataFrame, window: Interval, validation_fraction: float = 0.2, min_rows: int = 1000
+) -> tuple[pd.DataFrame, pd.DataFrame, datetime, list[str]]:
+    """Check the window's labelled flights and split them by time: training, validation, the
+    cutoff between them and the model's input columns. Training keeps only the labels known
+    before validation starts. Raises `TrainingDataError` when the data cannot give a model."""
+    if labelled.empty:
+        raise TrainingDataError(f"empty window: no flight in {window} has a landed label")
+    features = [*model.CATEGORICAL, *model.numeric_features(pipeline.all_feature_refs())]
+    missing = [c for c in features if c not in labelled.columns or labelled[c].isna().all()]
+    if missing:
+        raise TrainingDataError(f"features missing from the feature service for {window}: {', '.join(missing)}")
+
+    labelled = labelled.copy()
+    labelled[features] = model.model_input(labelled, features)
+    cutoff = window.start + (window.end - window.start) * (1 - validation_fraction)
+    validation = labelled[labelled["sched_dep_at"] >= cutoff]
+    train = labelled[(labelled["sched_dep_at"] < cutoff) & (labelled["label_at"] < cutoff)]
+    for name, part in (("training", train), ("validation", validation)):
+        if len(part) < min_rows:
+            raise TrainingDataError(f"too few rows: {len(part)} {name} rows in {window}, at least {min_rows} needed")
+        classes = part[model.LABEL].nunique()
+        if classes < 2:
+            raise TrainingDataError(f"single-class labels: every {name} flight in {window} has the same label")
+    return train, validation, cutoff, features
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted candidate and how it did on its validation split."""
+
+    pipe: object  # the scikit-learn Pipeline
+    evaluation: Evaluation
+    probabilities: np.ndarray  # on the validation rows
+    fit_seconds: float
+
+
+def fit(
+    config: model.ModelConfig,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    features: list[str],
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Fitted:
+    """Fit one configuration on `train` and evaluate it on `validation`, overall and per slice."""
+    numeric = [c for c in features if c not in model.CATEGORICAL]
+    started = time.perf_counter()
+    pipe = model.build_pipeline(config, numeric).fit(train[features], train[model.LABEL])
+    fit_seconds = time.perf_counter() - started
+    p = pipe.predict_proba(validation[features])[:, 1]
+    evaluation = evaluate(validation[model.LABEL].to_numpy(), p, threshold, {s: validation[s] for s in model.SLICES})
+    return Fitted(pipe, evaluation, p, fit_seconds)
+
+
+def reference_sample(train: pd.DataFrame, features: list[str], seed: int) -> pd.DataFrame:
+    """The training-feature sample kept with a model: drift monitoring's reference."""
+    return train.sample(min(REFERENCE_ROWS, len(train)), random_state=seed)[features]
 
 
 def train_candidate(
@@ -141,8 +187,6 @@ def _fit_and_log(
     from mlflow.models import infer_signature
     from sklearn.inspection import permutation_importance
 
-    numeric = [c for c in prepared.features if c not in model.CATEGORICAL]
-    x_train, x_valid = train[prepared.features], validation[prepared.features]
     mlflow.log_params(
         config.params()
         | {
@@ -155,12 +199,9 @@ def _fit_and_log(
     tracking.log_dataset(train, "training", prepared.train_path, "training", model.LABEL)
     tracking.log_dataset(validation, "validation", prepared.validation_path, "validation", model.LABEL)
 
-    started = time.perf_counter()
-    pipe = model.build_pipeline(config, numeric).fit(x_train, train[model.LABEL])
-    fit_seconds = time.perf_counter() - started
-    p = pipe.predict_proba(x_valid)[:, 1]
-    evaluation = evaluate(validation[model.LABEL].to_numpy(), p, threshold, {s: validation[s] for s in model.SLICES})
-    mlflow.log_metrics(evaluation.flat() | {"fit_seconds": fit_seconds})
+    fitted = fit(config, train, validation, prepared.features, threshold)
+    pipe, evaluation = fitted.pipe, fitted.evaluation
+    mlflow.log_metrics(evaluation.flat() | {"fit_seconds": fitted.fit_seconds})
     mlflow.log_dict(
         {"threshold": threshold, "overall": evaluation.overall, "slices": evaluation.slices}, "evaluation.json"
     )
@@ -171,14 +212,17 @@ def _fit_and_log(
     )
     tracking.log_figures(
         tracking.evaluation_figures(
-            validation[model.LABEL].to_numpy(), p, threshold, pd.Series(importance.importances_mean, prepared.features)
+            validation[model.LABEL].to_numpy(),
+            fitted.probabilities,
+            threshold,
+            pd.Series(importance.importances_mean, prepared.features),
         )
     )
-    reference = train.sample(min(REFERENCE_ROWS, len(train)), random_state=config.seed)[prepared.features]
+    reference = reference_sample(train, prepared.features, config.seed)
     mlflow.log_table(
         reference.assign(**{c: reference[c].astype(str) for c in model.CATEGORICAL}), "reference/training_features.json"
     )
-    example = x_valid.head(5)
+    example = validation[prepared.features].head(5)
     logged = mlflow.sklearn.log_model(
         pipe,
         name="model",

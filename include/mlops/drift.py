@@ -24,7 +24,7 @@ the retrained model was promoted.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Literal
@@ -130,6 +130,40 @@ class DriftDecision:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self) | {"condition": self.condition}
+
+
+@dataclass(frozen=True)
+class PastCheck:
+    """What an earlier check decided, as the next checks read it back."""
+
+    at: datetime
+    action: Action
+    condition: bool
+    asked_retrain: bool = False  # it triggered a training run
+
+
+def history(checks: Sequence[PastCheck], training_active: bool = False) -> History:
+    """The history a check decides with: when the last retrain was asked for."""
+    triggers = [c.at for c in checks if c.asked_retrain]
+    return History(last_trigger_at=triggers[-1] if triggers else None, training_active=training_active)
+
+
+def condition_since(checks: Sequence[PastCheck], at: datetime) -> datetime:
+    """When the condition that holds at `at` began: the first check of the unbroken run of checks
+    (oldest first in `checks`) that saw it; skipped checks neither start nor break it."""
+    since = at
+    for check in reversed(checks):
+        if check.action == "skip":
+            continue
+        if not check.condition:
+            break
+        since = check.at
+    return since
+
+
+def judged_since(checks: Sequence[PastCheck], since: datetime) -> int:
+    """How many checks at or after `since` judged (did not skip)."""
+    return sum(1 for c in checks if c.at >= since and c.action != "skip")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,101 @@
+"""Replay benchmark: the whole year's replay (`make replay`), its wall time, peak memory and the
+share of each stage, beside a floor measured in the same run.
+
+The replay runs in a fresh process on a fresh folder, from nothing: features, frames, the walk of
+the three policies. The floor is the work no replay of these decisions can skip: fitting the same
+models on the same windows, and nothing else (no features, no scoring, no drift check, no gate),
+timed in the same process after the replay. The target is the issue's: under 10 minutes.
+
+    python -m bench.replay [--quick]     # --quick: January to March instead of the year
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.features import Result, isolated, peak_mb
+from include.flights import training
+from include.flights.replay import Replay, ReplayConfig
+from include.mlops.lake import Interval
+from include.mlops.settings import Settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET_SECONDS = 600
+YEAR = ReplayConfig()
+QUICK = ReplayConfig(end=datetime(2013, 4, 2, tzinfo=UTC))
+
+
+def replay(folder: str, quick: bool) -> Result:
+    config = QUICK if quick else YEAR
+    started = time.perf_counter()
+    run = Replay(Path(folder), config, Settings(state_dir=Path(folder) / "settings"))
+    summary = run.run()
+    seconds = time.perf_counter() - started
+    stages = {"features": run.shared_seconds["features"] + run.shared_seconds["frames"]}
+    for result in summary["policies"].values():
+        for stage, spent in result["seconds"].items():
+            stages[stage] = stages.get(stage, 0.0) + spent
+    stages["other"] = seconds - sum(stages.values())
+
+    # The floor: the same fits, nothing else.
+    windows = [Interval.from_key(version.window) for name in run.state for version in run.state[name].versions[1:]] + [
+        Interval(config.start, config.first_day)
+    ]
+    started = time.perf_counter()
+    for window in windows:
+        train, validation, _, _ = training.split(run.labelled(window, window.end), window)
+        training.fit(config.model, train, validation, run.features)
+    floor = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_mb(),
+        "stages": stages,
+        "fits": len(windows),
+        "floor_seconds": floor,
+        "days": len(config.days()),
+        "table": {
+            name: {k: v for k, v in result.items() if k not in ("weekly", "events", "seconds")}
+            for name, result in summary["policies"].items()
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="January to March instead of the year")
+    args = parser.parse_args(argv)
+    logs = RESULTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="bench-replay-", dir="/tmp")
+    print(f"measuring the replay {'(quick) ' if args.quick else ''}...", flush=True)
+    try:
+        result = isolated(replay, folder, args.quick, log=logs / "replay.log")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    (RESULTS / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if "error" in result:
+        print(f"replay: error: {result['error']}")
+        return 1
+    seconds, floor = result["seconds"], result["floor_seconds"]
+    verdict = "ok" if seconds < TARGET_SECONDS or args.quick else "MISSED"
+    print(f"\n{'measure':<46}{'figure':<14}{'floor':<14}{'ratio':<8}target")
+    print(
+        f"{'replay wall time, s (' + str(result['days']) + ' days)':<46}{seconds:<14.0f}{floor:<14.0f}"
+        f"{seconds / floor:<8.1f}< {TARGET_SECONDS} s: {verdict}"
+    )
+    print(f"{'peak memory, MB':<46}{result['peak_mb']:<14.0f}")
+    print(f"{'models fitted':<46}{result['fits']:<14}")
+    for stage, spent in result["stages"].items():
+        print(f"{'  share: ' + stage:<46}{spent / seconds:<14.1%}{spent:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
