@@ -17,7 +17,7 @@ The stack runs as deployed, but for what makes the tests finish in minutes rathe
 - `[scheduler] use_job_schedule = False`: only the runs the test triggers run, none of the
   DAGs' scheduled ones;
 - a cluster policy (`airflow_local_settings.py` in the stack's Airflow home) shortens every
-  task's retry delay to 20 s, where the DAGs wait one or two minutes;
+  task's retry delay to 30 s, where the DAGs wait one or two minutes;
 - `[scheduler] task_instance_heartbeat_timeout` is 20 s, so a task whose worker died is noticed
   in seconds instead of 5 minutes;
 - MLflow's client retries a failed request twice instead of 7 times (minutes of back-off).
@@ -59,7 +59,7 @@ from datetime import timedelta
 
 
 def task_policy(task):
-    task.retry_delay = timedelta(seconds=20)
+    task.retry_delay = timedelta(seconds=30)
 """
 
 
