@@ -29,8 +29,8 @@ and over a hundred trainings would take hours. A test holds the replay's trainin
 `pipeline.training_set`'s, and the drift verdicts without a report are Evidently's own (a test of
 `include.mlops.monitoring` holds them to the report's).
 
-**Features ahead of the walk.** The features and the labelled frames of every week are built
-before the walk, once for all policies: they do not depend on the policy, and every row is what
+**Features ahead of the walk.** The features and the labelled frames are built before the walk,
+four weeks at a time (`chunk_days`), once for all policies: they do not depend on the policy, and every row is what
 was known at its prediction time (the feature pipeline's point-in-time guarantee). The walk itself
 keeps the clock: at the end of a day only labels that landed before it are used, by the drift
 check's quality, the training split and the gate.
@@ -87,7 +87,7 @@ class ReplayConfig:
     blind_every_days: int = 7
     drift_window_days: int = monitoring.WINDOW_DAYS
     evaluation_days: int = gating.EVALUATION_DAYS
-    chunk_days: int = 7  # the features and frames are built a week at a time
+    chunk_days: int = 28  # the features and frames are built four weeks at a time
     model: model.ModelConfig = field(default_factory=model.ModelConfig)
 
     def __post_init__(self) -> None:
@@ -185,7 +185,7 @@ class Replay:
         self.predictions: dict[str, list[pd.DataFrame]] = {name: [] for name in POLICIES}
         self.day: datetime = self.config.first_day  # the next day to score
 
-    # --- Building the data: the feature pipeline's steps, a week at a time ------------------------
+    # --- Building the data: the feature pipeline's steps, a chunk at a time -----------------------
 
     def chunks(self) -> Iterator[Interval]:
         step = timedelta(days=self.config.chunk_days)
@@ -195,7 +195,7 @@ class Replay:
             cursor += step
 
     def build_features(self) -> None:
-        """Ingest, validate and build every week's features; weeks already built are skipped."""
+        """Ingest, validate and build every chunk's features; chunks already built are skipped."""
         started = time.perf_counter()
         for chunk in self.chunks():
             if not pipeline.days_without_features(self.data, chunk):
@@ -203,15 +203,15 @@ class Replay:
             pipeline.validate_batches(self.data, pipeline.ingest(self.data, chunk))
             pipeline.build_features(self.data, chunk)
             log.info("Replay features of %s built", chunk)
-        # Outcomes landing after the last day (the frames read two days past a week's end).
+        # Outcomes landing after the last day (the frames read two days past a chunk's end).
         after = Interval(self.config.end, self.config.end + timedelta(days=2))
         pipeline.validate_batches(self.data, pipeline.ingest(self.data, after))
         pipeline.apply_definitions(self.data)
         self.shared_seconds["features"] += time.perf_counter() - started
 
     def build_frames(self) -> pd.DataFrame:
-        """Every flight of the replay with its point-in-time features and its label, a week at a
-        time through the feature store (kept as Parquet in the replay folder)."""
+        """Every flight of the replay with its point-in-time features and its label, a
+        chunk at a time through the feature store (kept as Parquet in the replay folder)."""
         import pandas as pd
 
         started = time.perf_counter()
