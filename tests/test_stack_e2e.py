@@ -255,12 +255,17 @@ def test_mlflow_stopped_during_training_then_restarted(production) -> None:
     native.stop(["mlflow"])
     failed = api.wait_for_task("training_pipeline", run_id, "train", {"up_for_retry", "failed"}, 120, map_index=0)
     assert failed["state"] == "up_for_retry", failed
-    # The retry is held, as an operator would hold it, until the server answers again: here its
-    # restart takes longer (about a minute) than the test's retry delay.
-    api.call("PATCH", "/dags/training_pipeline", is_paused=True)
+    # The retry is held, as an operator holds training during an outage, by draining the training
+    # pool until the server answers again: its restart takes about a minute here, longer than the
+    # test's retry delay. (Pausing the DAG would not hold it: a paused DAG's running runs go on.)
+    pool = api.call("GET", "/pools/training")
+    kept = {"pool": "training", "include_deferred": pool["include_deferred"]}  # a patch names the whole pool
+    api.call("PATCH", "/pools/training", **kept, slots=0)
     native.start("mlflow")
     native.wait_healthy()
-    api.call("PATCH", "/dags/training_pipeline", is_paused=False)
+    held = api.task("training_pipeline", run_id, "train", map_index=0)["state"]
+    assert held in ("up_for_retry", "scheduled"), held  # waiting for a slot, not run while the server was down
+    api.call("PATCH", "/pools/training", **kept, slots=pool["slots"])
 
     states = api.wait("training_pipeline", run_id, timeout=300)
     assert api.task("training_pipeline", run_id, "train", map_index=0)["try_number"] == 2
