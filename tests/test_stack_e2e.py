@@ -252,6 +252,7 @@ def test_mlflow_stopped_during_training_then_restarted(production) -> None:
         **TRAINING_CONF | {"max_iter": 40, "reason": "MLflow stopped during training"},
     )
     api.wait_for_task("training_pipeline", run_id, "train", {"running"}, timeout=300, map_index=0)
+    os.killpg(native.running()["mlflow"], signal.SIGKILL)  # at once: a graceful stop waits for open connections
     native.stop(["mlflow"])
     failed = api.wait_for_task("training_pipeline", run_id, "train", {"up_for_retry", "failed"}, 120, map_index=0)
     assert failed["state"] == "up_for_retry", failed
