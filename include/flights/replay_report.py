@@ -60,22 +60,21 @@ def chart(summary: Mapping[str, object], path: Path) -> None:
         for axis, metric in ((auc_axis, "roc_auc"), (loss_axis, "log_loss")):
             values = [w[metric] for w in result["weekly"]]
             axis.plot(weeks, values, label=LABELS[name], color=COLORS[name], marker=".", linewidth=1.5)
-    markers = {
-        "retrain": ("|", "drift alert: retrain asked", 0.0),
-        "promote": ("^", "promoted", 0.0),
-        "reject": ("x", "rejected by the gate", 0.0),
-        "escalate": ("*", "escalated", 0.0),
+    markers = {  # kind: marker, label, row below the curves (a share of the axis' height)
+        "retrain": ("|", "drift alert: retrain asked", 0.04),
+        "promote": ("^", "promoted", 0.11),
+        "reject": ("x", "rejected by the gate", 0.18),
+        "escalate": ("*", "escalated", 0.25),
     }
     low, high = auc_axis.get_ylim()
-    rows = {"retrain": 0.04, "promote": 0.11, "reject": 0.18, "escalate": 0.25}
-    for kind, (marker, label, _) in markers.items():
+    for kind, (marker, label, row) in markers.items():
         times = [
             datetime.fromisoformat(e["at"])
             for e in policies["loop"]["events"]  # type: ignore[index]
             if e["kind"] == kind and not (kind == "promote" and e["replaced"] is None)
         ]
         if times:
-            y = low - (high - low) * rows[kind]
+            y = low - (high - low) * row
             auc_axis.scatter(times, [y] * len(times), marker=marker, color=COLORS["loop"], label=f"loop: {label}")
     blind = [datetime.fromisoformat(e["at"]) for e in policies["blind"]["events"] if e["kind"] == "promote"]  # type: ignore[index]
     if blind:
