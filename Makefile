@@ -16,7 +16,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__API__PORT ?= 8080
 
-.PHONY: install browser up stack-up stack-down test test-stack replay lint format bench lock clean
+.PHONY: install browser up stack-up stack-down test test-stack test-replay-airflow replay lint format bench lock clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -54,11 +54,16 @@ stack-down:
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not stack"
+	$(BIN)/pytest -m "not stack and not airflow_replay"
 
 # End to end on the native production stack: minutes, so apart from `make test`; CI runs both.
 test-stack: install
 	$(BIN)/pytest -m stack -s
+
+# Two weeks of the replay through Airflow's scheduler (backfills of the DAGs), checked against the
+# library replay of the same days. About 13 minutes: not part of `make test` nor of CI.
+test-replay-airflow: install
+	$(BIN)/pytest -m airflow_replay -s
 
 # The loop and two baselines replayed over 2013: state/replay/report.md, quality.png, and a run in
 # MLflow's experiment `replay`. An interrupted replay resumes where it stopped.

@@ -15,8 +15,9 @@ and calls a person when retraining did not help.
    MLflow experiment `drift_monitoring`; the task's extra links open the Evidently report and run.
 3. **retrain_needed** → **trigger_training** → **record_retrain**: only on `retrain` (otherwise
    they are skipped, which is not a failure). Triggers `training_pipeline` with the conf
-   `{reason, report_url, drifted_features}` and notes the triggered run on the check's MLflow run,
-   which is how the next checks know a retrain is under way.
+   `{reason, report_url, drifted_features}`, due at the check's own time (so a check backfilled or
+   cleared for an earlier day retrains on that day's window), and notes the triggered run on the
+   check's MLflow run, which is how the next checks know a retrain is under way.
 4. **escalate**: fails, with a message saying what persisted since when, when the condition holds
    although the retrain it asked for did not help: its candidate was rejected by the gate, or the
    condition still holds `escalate_after_runs` checks after its promotion. Its failure callback
@@ -29,11 +30,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
 from mlops_airflow.notifiers import EscalationNotifier
-from mlops_airflow.operators import DriftCheckOperator
+from mlops_airflow.operators import DriftCheckOperator, TriggerAsOfOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -94,10 +94,11 @@ def drift_monitoring():
     def retrain_needed(result: dict) -> bool:
         return result["action"] == "retrain"
 
-    trigger_training = TriggerDagRunOperator(
+    trigger_training = TriggerAsOfOperator(
         task_id="trigger_training",
         trigger_dag_id="training_pipeline",
         trigger_run_id="drift__{{ run_id }}",
+        run_after="{{ dag_run.run_after }}",  # the check's day: a backfilled check retrains as of then
         conf="{{ ti.xcom_pull(task_ids='check')['trigger_conf'] }}",
         skip_when_already_exists=True,  # a retry or rerun never asks twice
     )

@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-from datetime import UTC, datetime
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -136,3 +138,75 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def midnight(day: date) -> str:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
+
+
+class Api:
+    """Airflow's REST API as a user calls it: a token, then JSON requests."""
+
+    def __init__(self, base: str, username: str, password: str) -> None:
+        self.client = httpx.Client(base_url=base, timeout=30)
+        response = self.client.post("/auth/token", json={"username": username, "password": password})
+        assert response.status_code == 201, response.text
+        self.client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def call(self, method: str, path: str, **body: object) -> dict:
+        response = self.client.request(method, f"/api/v2{path}", json=body or None)
+        assert response.is_success, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def trigger(self, dag_id: str, run_id: str, logical_date: str, run_after: str | None = None, **conf) -> str:
+        body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf}
+        self.call("POST", f"/dags/{dag_id}/dagRuns", **body | ({"run_after": run_after} if run_after else {}))
+        return run_id
+
+    def wait(self, dag_id: str, run_id: str, timeout: float) -> dict[str, str]:
+        """Until the run ends; its task states. A failed run fails the test with them."""
+        state, tasks = self.finished(dag_id, run_id, timeout)
+        assert state == "success", f"{dag_id} {run_id} failed: {tasks}"
+        return tasks
+
+    def finished(self, dag_id: str, run_id: str, timeout: float) -> tuple[str, dict[str, str]]:
+        """Until the run ends: its state and its task states."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                return state, {t["task_id"]: t["state"] for t in self.tasks(dag_id, run_id)}
+            time.sleep(3)
+        pytest.fail(f"{dag_id} {run_id} did not finish within {timeout:.0f} s: {self.tasks(dag_id, run_id)}")
+
+    def backfill_runs(self, dag_id: str, backfill_id: int, expected: int, timeout: float = 60) -> list[dict]:
+        """The runs the backfill created (it creates them at once, then the scheduler runs them)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.call("GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+            runs = [run for run in runs if run["run_type"] == "backfill"]
+            if len(runs) >= expected:
+                return runs
+            time.sleep(2)
+        pytest.fail(f"the backfill {backfill_id} of {dag_id} created {len(runs)} of {expected} runs in {timeout:.0f} s")
+
+    def tasks(self, dag_id: str, run_id: str) -> list[dict]:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def task(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict:
+        suffix = f"/{map_index}" if map_index >= 0 else ""
+        return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}")
+
+    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float, **kw) -> dict:
+        """Poll one task instance until it is in one of `states` (a mapped one may not exist yet)."""
+        suffix = f"/{kw['map_index']}" if "map_index" in kw else ""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}"
+        deadline, state = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            response = self.client.get(path)
+            assert response.is_success or response.status_code == 404, f"GET {path}: {response.text}"
+            state = response.json()["state"] if response.is_success else None
+            if state in states:
+                return response.json()
+            time.sleep(0.3)
+        pytest.fail(f"{dag_id} {run_id} {task_id} not {states} within {timeout:.0f} s: {state}")

@@ -81,6 +81,16 @@ def training_runs(prefix: str = "drift__") -> list:
         return [(r.run_id, r.conf, r.state) for r in runs if r.run_id.startswith(prefix)]
 
 
+def due(run_id: str) -> tuple[datetime | None, datetime]:
+    """A training run's logical date and the time it is due (`run_after`)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter(DagRun.dag_id == "training_pipeline", DagRun.run_id == run_id).one()
+        return run.logical_date, run.run_after
+
+
 def checks(settings: Settings) -> list:
     experiment = tracking.connect(settings, monitoring.EXPERIMENT)
     return MlflowClient().search_runs([experiment], order_by=["start_time ASC"])
@@ -154,6 +164,7 @@ def test_an_injected_shift_triggers_training_with_the_reason_and_names_the_featu
     assert "severe drift" in result["trigger_conf"]["reason"] and "weather__temp" in result["trigger_conf"]["reason"]
     [(run_id, conf, _)] = training_runs()
     assert run_id == f"drift__{run.run_id}"
+    assert due(run_id) == (None, run.run_after)  # the retrain of the check's day, whenever it ran
     assert conf["reason"].startswith("drift_monitoring 2026-11-09: ")
     assert conf["report_url"] == result["report_url"]
     assert "weather__temp" in conf["drifted_features"]

@@ -1,0 +1,261 @@
+"""The replay through Airflow: two weeks of the loop run by the DAGs themselves on the real
+scheduler, checked against the library replay (`include.flights.replay`) of the same days.
+
+The library replay is fast because it calls the DAGs' functions without Airflow; this test is
+what says it replays what the DAGs do. Airflow runs as `make up` runs it, `airflow standalone`
+(LocalExecutor, SQLite) on the embedded stores, with `[scheduler] use_job_schedule = False` so
+that only the backfills run. The days are 15-28 June 2026, which the replay clock maps onto
+1-14 July 2013:
+
+1. warm-up: the features of the 8 weeks before 15 June, built by the feature pipeline's functions
+   (8 more weeks of daily backfills would take another 40 minutes, and prove nothing
+   the two weeks do not);
+2. a backfill of `feature_pipeline` over the two weeks, one day at a time;
+3. the first model: a run of `training_pipeline` due at 15 June 00:00 (the 8 weeks before), which
+   the gate judges and promotes;
+4. a backfill of `batch_inference` over the week before 15 June, so that the first drift checks
+   see a whole week scored by the champion, as the library's do;
+5. then each day D: a backfill of `batch_inference` for D, then of `drift_monitoring` for its run
+   at D 01:00 (the check as of D+1 00:00); when that check triggers `training_pipeline`, the
+   training run, gate and promotion finish before the next day, as they do in the library replay.
+
+The library replay runs on the same dates (the clock maps them onto 2013 the same way), in its
+own folder. The test asserts the same drift decision on every day, the same gate outcome for
+every version, the same champion sequence and the same escalations, and the same probability for
+every flight both scored; it prints both side by side.
+
+About 13 minutes here, 50 s per replayed day; behind its own marker, outside `make test` and CI:
+`make test-replay-airflow`. `AIRFLOW_REPLAY_DAYS` sets the number of days (at least 7).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from include.flights import inference, monitoring, pipeline
+from include.flights.replay import Replay, ReplayConfig
+from include.mlops import registry, tracking
+from include.mlops.lake import Interval
+from include.mlops.settings import Settings
+from tests.conftest import ROOT, Api, free_port
+
+pytestmark = pytest.mark.airflow_replay
+
+FIRST_DAY = datetime(2026, 6, 15, tzinfo=UTC)  # replays Monday 1 July 2013
+DAYS = int(os.environ.get("AIRFLOW_REPLAY_DAYS", "14"))
+TRAINING_DAYS = 56  # training_pipeline's default window, 8 weeks
+DAY = timedelta(days=1)
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Replay:
+    """The library replay of the same days."""
+    config = ReplayConfig(
+        start=FIRST_DAY - TRAINING_DAYS * DAY, end=FIRST_DAY + DAYS * DAY, training_days=TRAINING_DAYS
+    )
+    replay = Replay(tmp_path_factory.mktemp("library-replay"), config, Settings())
+    replay.run()
+    return replay
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory):
+    """`airflow standalone` on a fresh home and state folder, with the warm-up features built."""
+    folder = tmp_path_factory.mktemp("airflow-replay")
+    settings = Settings(state_dir=folder / "state")
+    warm_up = Interval(FIRST_DAY - TRAINING_DAYS * DAY, FIRST_DAY)
+    pipeline.validate_batches(settings, pipeline.ingest(settings, warm_up))
+    pipeline.build_features(settings, warm_up)
+    pipeline.apply_definitions(settings)
+
+    home = folder / "airflow"
+    port = free_port()
+    env = os.environ | {
+        "AIRFLOW_HOME": str(home),
+        "MLOPS_STATE_DIR": str(settings.state_dir),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfills and triggered runs
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+    }
+    home.mkdir()
+    subprocess.run([BIN / "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from mlops_airflow.pools import POOLS
+
+    for pool, (slots, description) in POOLS.items():
+        subprocess.run([BIN / "airflow", "pools", "set", pool, str(slots), description], env=env, check=True)
+    with open(home / "standalone.log", "w") as log:
+        process = subprocess.Popen(
+            [BIN / "airflow", "standalone"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        passwords = home / "simple_auth_manager_passwords.json.generated"
+        deadline = time.monotonic() + 300
+        while not passwords.exists() or not passwords.read_text().strip():
+            assert process.poll() is None, f"airflow standalone exited; see {home / 'standalone.log'}"
+            assert time.monotonic() < deadline, f"airflow standalone did not start; see {home / 'standalone.log'}"
+            time.sleep(2)
+        api = None
+        while api is None:
+            try:
+                api = Api(f"http://127.0.0.1:{port}", "admin", json.loads(passwords.read_text())["admin"])
+            except Exception:
+                assert time.monotonic() < deadline, f"the API server did not answer; see {home / 'standalone.log'}"
+                time.sleep(2)
+        for dag_id in ("feature_pipeline", "batch_inference", "drift_monitoring", "training_pipeline"):
+            while api.client.get(f"/api/v2/dags/{dag_id}").status_code != 200:  # not parsed yet
+                assert time.monotonic() < deadline, f"{dag_id} was not parsed; see {home / 'standalone.log'}"
+                time.sleep(2)
+        yield SimpleNamespace(api=api, settings=settings, home=home)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def backfill(api: Api, dag_id: str, first: datetime, last: datetime, max_active_runs: int = 1) -> list[str]:
+    """Backfill the runs whose logical dates lie in [first, last]; their run ids, oldest first.
+
+    A DAG has one backfill at a time, and the scheduler marks one complete within 30 s of its last
+    run: a day's backfill waits for the day before's to be marked."""
+    deadline = time.monotonic() + 120
+    while any(b["completed_at"] is None for b in api.call("GET", f"/backfills?dag_id={dag_id}")["backfills"]):
+        assert time.monotonic() < deadline, f"the last backfill of {dag_id} was not marked complete"
+        time.sleep(1)
+    created = api.call(
+        "POST",
+        "/backfills",
+        dag_id=dag_id,
+        from_date=first.isoformat(),
+        to_date=last.isoformat(),
+        max_active_runs=max_active_runs,
+        reprocess_behavior="none",
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = api.call("GET", f"/dags/{dag_id}/dagRuns?run_type=backfill&limit=1000")["dag_runs"]
+        ours = sorted(
+            (r["logical_date"], r["dag_run_id"])
+            for r in runs
+            if first <= datetime.fromisoformat(r["logical_date"]) <= last
+        )
+        if ours:
+            return [run_id for _, run_id in ours]
+        time.sleep(1)
+    pytest.fail(f"backfill {created['id']} of {dag_id} created no run from {first} to {last}")
+
+
+def airflow_decisions(settings: Settings) -> dict[str, object]:
+    """What the DAGs decided, as MLflow recorded it."""
+    from mlflow import MlflowClient
+
+    experiment = tracking.connect(settings, monitoring.EXPERIMENT)
+    client = MlflowClient()
+    checks = sorted(
+        client.search_runs([experiment], max_results=5000),
+        key=lambda run: run.data.tags["drift.at"],
+    )
+    versions = client.search_model_versions(f"name = '{settings.model_name}'")
+    moves = registry.audit_trail(settings, settings.model_name)
+    return {
+        "checks": [(run.data.tags["drift.at"], run.data.tags["drift.action"]) for run in checks],
+        "escalations": [run.data.tags["drift.at"] for run in checks if run.data.tags.get("drift.escalation")],
+        "gate": {int(v.version): v.tags.get("gate.decision") for v in versions},
+        "champions": [m.to_version for m in moves if m.action == "promote" and m.status == "FINISHED"],
+        "drift_share": {run.data.tags["drift.at"]: run.data.metrics.get("drift_share") for run in checks},
+    }
+
+
+def library_decisions(replay: Replay) -> dict[str, object]:
+    loop = replay.state["loop"]
+    events = loop.events
+    return {
+        "checks": [(check["at"], check["action"]) for check in loop.checks],
+        "escalations": [e.at for e in events if e.kind == "escalate"],
+        "gate": {e.version: e.gate for e in events if e.kind in ("promote", "reject")},
+        "champions": [e.version for e in events if e.kind == "promote"],
+    }
+
+
+def test_the_dags_replay_the_same_decisions_as_the_library(library: Replay, airflow) -> None:
+    api, settings = airflow.api, airflow.settings
+    started = time.monotonic()
+    last_day = FIRST_DAY + (DAYS - 1) * DAY
+    features = backfill(api, "feature_pipeline", FIRST_DAY, last_day)
+    assert len(features) == DAYS
+    expected = dict(library_decisions(library)["checks"])
+
+    first = api.call(
+        "POST",
+        "/dags/training_pipeline/dagRuns",
+        dag_run_id="replay__first_model",
+        logical_date=None,
+        run_after=FIRST_DAY.isoformat(),
+        conf={"reason": "the replay's first model"},
+    )["dag_run_id"]
+    states = api.wait("training_pipeline", first, timeout=900)
+    assert states["promote"] == "success", states
+    for run_id in backfill(api, "batch_inference", FIRST_DAY - 7 * DAY, FIRST_DAY - DAY, max_active_runs=2):
+        api.wait("batch_inference", run_id, timeout=900)
+
+    for n, day in enumerate(FIRST_DAY + k * DAY for k in range(DAYS)):
+        api.wait("feature_pipeline", features[n], timeout=1800)
+        [scoring] = backfill(api, "batch_inference", day, day)
+        assert api.wait("batch_inference", scoring, timeout=900)["score"] == "success"
+        [check] = backfill(api, "drift_monitoring", day + timedelta(hours=1), day + timedelta(hours=1))
+        state, tasks = api.finished("drift_monitoring", check, timeout=900)
+        failed = {task for task, task_state in tasks.items() if task_state != "success" and task_state != "skipped"}
+        assert state == "success" or failed == {"escalate"}, tasks  # an escalation fails its task, by design
+        if tasks["trigger_training"] == "success":
+            api.wait("training_pipeline", f"drift__{check}", timeout=1200)
+        at = (day + DAY).isoformat()
+        action = dict(airflow_decisions(settings)["checks"]).get(at)
+        print(f"{day:%Y-%m-%d}: {action} (library: {expected[at]}), {time.monotonic() - started:.0f} s", flush=True)
+
+    dags, lib = airflow_decisions(settings), library_decisions(library)
+    print("\nday (check at)              library    airflow   airflow drift share")
+    airflow_actions = dict(dags["checks"])
+    for at, action in lib["checks"]:
+        print(f"{at}  {action:<10} {airflow_actions.get(at, '-'):<9} {dags['drift_share'].get(at)}")
+    print(f"gate      library {lib['gate']}\n          airflow {dags['gate']}")
+    print(f"champions library {lib['champions']}\n          airflow {dags['champions']}")
+    print(f"escalations library {lib['escalations']}\n            airflow {dags['escalations']}")
+    print(f"{DAYS} days through Airflow in {time.monotonic() - started:.0f} s")
+
+    # The same probabilities for the same flights: batch_inference's log and the library's scoring.
+    scored = inference.predictions(settings, Interval(FIRST_DAY, FIRST_DAY + DAYS * DAY))
+    replayed = pd.concat(library.predictions["loop"], ignore_index=True)
+    both = replayed.merge(scored, on="flight_id", suffixes=("_library", "_airflow"))
+    difference = (both["prediction_library"] - both["prediction_airflow"]).abs().max()
+    print(f"scored: {len(scored)} flights by batch_inference, {len(replayed)} by the library (the flights with")
+    print(f"an outcome), {len(both)} by both; the largest difference in probability {difference:.1e}")
+
+    assert len(both) == len(replayed) and len(lib["checks"]) == DAYS
+    assert (both["version"] == both["model_version"]).all()
+    assert difference < 1e-9
+    assert dags["checks"] == lib["checks"]
+    assert dags["gate"] == lib["gate"]
+    assert dags["champions"] == lib["champions"]
+    assert dags["escalations"] == lib["escalations"]
