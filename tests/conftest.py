@@ -3,15 +3,21 @@ every test session gets its own Airflow home (SQLite) and its own state folder."
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pandas as pd
@@ -210,3 +216,61 @@ class Api:
                 return response.json()
             time.sleep(0.3)
         pytest.fail(f"{dag_id} {run_id} {task_id} not {states} within {timeout:.0f} s: {state}")
+
+
+def start(command: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """A server in its own process group, its output in `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the server's group; SIGKILL to whatever of it is left after a minute."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):  # whatever of the group outlived its leader
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+def wait_for(url: str, server: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"{url} exited during start-up:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(2)
+    pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def airflow_standalone(log: Path, **env: str) -> Iterator[SimpleNamespace]:
+    """`airflow standalone`, as `make up` runs it (scheduler with the LocalExecutor, dag-processor,
+    triggerer, API server), in this session's environment with `env` on top; its address and the
+    admin's password. Stopped afterwards."""
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    env = (
+        os.environ
+        | {
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "PYTHONPATH": str(ROOT),
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",  # where tasks report
+        }
+        | env
+    )
+    server = start([str(bin_dir / "airflow"), "standalone"], log, env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/api/v2/monitor/health", server, log)
+        passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+        yield SimpleNamespace(base=base, password=json.loads(passwords.read_text())["admin"])
+    finally:
+        stop(server)

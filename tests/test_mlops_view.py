@@ -12,16 +12,10 @@ Screenshots are saved under `test-artifacts/`.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +25,7 @@ import pytest
 from include.flights import inference, monitoring
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
-from tests.conftest import ROOT, copy_weeks, finish_training_runs, free_port
+from tests.conftest import ROOT, airflow_standalone, copy_weeks, finish_training_runs, free_port, start, stop, wait_for
 
 ARTIFACTS = ROOT / "test-artifacts"
 LOGICAL_DATE = datetime(2026, 11, 17, tzinfo=UTC)  # the gate judges on 10-16 November
@@ -236,63 +230,23 @@ def standalone(loop, tmp_path_factory: pytest.TempPathFactory):
     server that the links point to; both stopped afterwards."""
     bin_dir = Path(sys.executable).parent
     logs = tmp_path_factory.mktemp("standalone")
-    port = free_port()
-    env = os.environ | {
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT),
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # nothing runs while the browser looks
-    }
     mlflow_dir = loop.settings.mlflow_dir
-    servers = [
-        subprocess.Popen(
-            [str(bin_dir / "airflow"), "standalone"],
-            env=env,
-            stdout=open(logs / "standalone.log", "w"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        ),
-        subprocess.Popen(
-            [
-                *(str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(loop.mlflow_port)),
-                *("--backend-store-uri", f"sqlite:///{mlflow_dir}/mlflow.db"),
-                *("--default-artifact-root", (mlflow_dir / "artifacts").as_uri()),
-            ],
-            env=env,
-            stdout=open(logs / "mlflow.log", "w"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        ),
-    ]
-    base = f"http://127.0.0.1:{port}"
-    passwords = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    mlflow = start(
+        [
+            *(str(bin_dir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(loop.mlflow_port)),
+            *("--backend-store-uri", f"sqlite:///{mlflow_dir}/mlflow.db"),
+            *("--default-artifact-root", (mlflow_dir / "artifacts").as_uri()),
+        ],
+        logs / "mlflow.log",
+        os.environ,
+    )
     try:
-        wait_for(f"{base}/api/v2/monitor/health", servers[0], logs / "standalone.log")
-        wait_for(f"http://127.0.0.1:{loop.mlflow_port}/health", servers[1], logs / "mlflow.log")
-        yield SimpleNamespace(base=base, password=json.loads(passwords.read_text())["admin"])
+        # DAGs paused: nothing runs while the browser looks.
+        with airflow_standalone(logs / "standalone.log", AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True") as airflow:
+            wait_for(f"http://127.0.0.1:{loop.mlflow_port}/health", mlflow, logs / "mlflow.log")
+            yield airflow
     finally:
-        for server in servers:
-            os.killpg(server.pid, signal.SIGTERM)
-        for server in servers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(timeout=60)
-            with contextlib.suppress(ProcessLookupError):  # whatever of the group outlived its leader
-                os.killpg(server.pid, signal.SIGKILL)
-
-
-def wait_for(url: str, server: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"{url} exited during start-up:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(2)
-    pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+        stop(mlflow)
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,7 @@ About 13 minutes here, 50 s per replayed day; behind its own marker, outside `ma
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -48,7 +46,8 @@ from include.flights.replay import Replay, ReplayConfig
 from include.mlops import registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
-from tests.conftest import ROOT, Api, free_port
+from mlops_airflow.pools import POOLS
+from tests.conftest import Api, airflow_standalone
 
 pytestmark = pytest.mark.airflow_replay
 
@@ -81,58 +80,26 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
     pipeline.apply_definitions(settings)
 
     home = folder / "airflow"
-    port = free_port()
-    env = os.environ | {
+    env = {
         "AIRFLOW_HOME": str(home),
         "MLOPS_STATE_DIR": str(settings.state_dir),
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfills and triggered runs
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "PYTHONPATH": str(ROOT),
     }
     home.mkdir()
-    subprocess.run([BIN / "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-    sys.path.insert(0, str(ROOT / "plugins"))
-    from mlops_airflow.pools import POOLS
-
+    subprocess.run([BIN / "airflow", "db", "migrate"], env=os.environ | env, check=True, capture_output=True)
     for pool, (slots, description) in POOLS.items():
-        subprocess.run([BIN / "airflow", "pools", "set", pool, str(slots), description], env=env, check=True)
-    with open(home / "standalone.log", "w") as log:
-        process = subprocess.Popen(
-            [BIN / "airflow", "standalone"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        subprocess.run(
+            [BIN / "airflow", "pools", "set", pool, str(slots), description], env=os.environ | env, check=True
         )
-    try:
-        passwords = home / "simple_auth_manager_passwords.json.generated"
+    with airflow_standalone(home / "standalone.log", **env) as standalone:
+        api = Api(standalone.base, "admin", standalone.password)
         deadline = time.monotonic() + 300
-        while not passwords.exists() or not passwords.read_text().strip():
-            assert process.poll() is None, f"airflow standalone exited; see {home / 'standalone.log'}"
-            assert time.monotonic() < deadline, f"airflow standalone did not start; see {home / 'standalone.log'}"
-            time.sleep(2)
-        api = None
-        while api is None:
-            try:
-                api = Api(f"http://127.0.0.1:{port}", "admin", json.loads(passwords.read_text())["admin"])
-            except Exception:
-                assert time.monotonic() < deadline, f"the API server did not answer; see {home / 'standalone.log'}"
-                time.sleep(2)
         for dag_id in ("feature_pipeline", "batch_inference", "drift_monitoring", "training_pipeline"):
             while api.client.get(f"/api/v2/dags/{dag_id}").status_code != 200:  # not parsed yet
                 assert time.monotonic() < deadline, f"{dag_id} was not parsed; see {home / 'standalone.log'}"
                 time.sleep(2)
-        yield SimpleNamespace(api=api, settings=settings, home=home)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        yield SimpleNamespace(api=api, settings=settings)
 
 
 def backfill(api: Api, dag_id: str, first: datetime, last: datetime, max_active_runs: int = 1) -> list[str]:
@@ -249,8 +216,8 @@ def test_the_dags_replay_the_same_decisions_as_the_library(library: Replay, airf
     replayed = pd.concat(library.predictions["loop"], ignore_index=True)
     both = replayed.merge(scored, on="flight_id", suffixes=("_library", "_airflow"))
     difference = (both["prediction_library"] - both["prediction_airflow"]).abs().max()
-    print(f"scored: {len(scored)} flights by batch_inference, {len(replayed)} by the library (the flights with")
-    print(f"an outcome), {len(both)} by both; the largest difference in probability {difference:.1e}")
+    print(f"scored: {len(scored)} flights by batch_inference, {len(replayed)} by the library, {len(both)} by both;")
+    print(f"the largest difference in probability: {difference:.1e}")
 
     assert len(both) == len(replayed) and len(lib["checks"]) == DAYS
     assert (both["version"] == both["model_version"]).all()

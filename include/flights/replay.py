@@ -27,7 +27,9 @@ out changes no decision: Evidently's HTML report, MLflow runs and artifacts for 
 Feast online store (batch scoring reads the offline store). Building that for 308 daily checks
 and over a hundred trainings would take hours. A test holds the replay's training sets to
 `pipeline.training_set`'s, and the drift verdicts without a report are Evidently's own (a test of
-`include.mlops.monitoring` holds them to the report's).
+`include.mlops.monitoring` holds them to the report's). `tests/test_replay_airflow.py` runs two
+weeks through the DAGs themselves, as backfills on Airflow's scheduler, and finds the same drift
+decisions, gate outcomes, champions, escalations and probabilities as this replay of the same days.
 
 **Features ahead of the walk.** The features and the labelled frames are built before the walk,
 four weeks at a time (`chunk_days`), once for all policies: they do not depend on the policy, and every row is what
