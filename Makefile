@@ -54,7 +54,7 @@ stack-down:
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not stack and not airflow_replay"
+	$(BIN)/pytest -m "not stack and not airflow_replay" --durations=15
 
 # End to end on the native production stack: minutes, so apart from `make test`; CI runs both.
 test-stack: install

@@ -44,10 +44,9 @@ def replay(folder: str, quick: bool) -> Result:
             stages[stage] = stages.get(stage, 0.0) + spent
     stages["other"] = seconds - sum(stages.values())
 
-    # The floor: the same fits, nothing else.
-    windows = [Interval.from_key(version.window) for name in run.state for version in run.state[name].versions[1:]] + [
-        Interval(config.start, config.first_day)
-    ]
+    # The floor: the same fits, nothing else (a window two policies share is fitted once, as in the replay).
+    keys = {version.window for state in run.state.values() for version in state.versions}
+    windows = [Interval.from_key(key) for key in sorted(keys)]
     started = time.perf_counter()
     for window in windows:
         train, validation, _, _ = training.split(run.labelled(window, window.end), window)
