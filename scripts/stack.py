@@ -315,8 +315,9 @@ def init() -> None:
         raise StackError("AIRFLOW_ADMIN_PASSWORD is missing or empty: set it in the environment file")
     users = subprocess.run([airflow, "users", "list", "-o", "plain"], check=True, capture_output=True, text=True)
     if username not in users.stdout.split():
-        account = ["--username", username, "--password", password, "--email", f"{username}@localhost"]
-        names = ["--firstname", "Admin", "--lastname", "User"]
+        # `--option=value`: a password may begin with "-", which argparse would take for an option.
+        account = [f"--username={username}", f"--password={password}", f"--email={username}@localhost"]
+        names = ["--firstname=Admin", "--lastname=User"]
         subprocess.run([airflow, "users", "create", "--role", "Admin", *account, *names], check=True)
     for pool, (slots, description) in POOLS.items():
         subprocess.run([airflow, "pools", "set", pool, str(slots), description], check=True, capture_output=True)

@@ -6,7 +6,11 @@ with its environment, placed on this machine, and no container host or path is l
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -107,3 +111,21 @@ def test_the_compose_file_variables_are_interpolated_as_compose_does() -> None:
     assert stack.interpolate("a${SET}b ${UNSET:-d} $${HOSTNAME}", values) == "axb d ${HOSTNAME}"
     with pytest.raises(stack.StackError, match="UNSET is missing or empty: say why"):
         stack.interpolate("${UNSET:?say why}", values)
+
+
+def test_init_creates_the_admin_whatever_the_password_begins_with(tmp_path) -> None:
+    """`airflow-init` on a fresh database: the first admin, even with a password that begins with
+    "-" (which `secrets.token_urlsafe` gives one time in 32, and argparse took for an option)."""
+    env = os.environ | {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+        "AIRFLOW_ADMIN_USERNAME": "admin",
+        "AIRFLOW_ADMIN_PASSWORD": "-starts-with-a-dash",
+    }
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "stack.py"), "init"], env=env, check=True, cwd=ROOT)
+    airflow = str(Path(sys.executable).parent / "airflow")
+    users = subprocess.run(
+        [airflow, "users", "list", "-o", "plain"], env=env, check=True, capture_output=True, text=True
+    )
+    assert "admin" in users.stdout.split()
