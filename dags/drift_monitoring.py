@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
 from mlops_airflow.notifiers import EscalationNotifier
-from mlops_airflow.operators import DriftCheckOperator, TriggerAsOfOperator
+from mlops_airflow.operators import DriftCheckOperator
+from mlops_airflow.triggering import TriggerAsOfOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import BaseOperator
 
 from mlops_airflow.links import DriftReportLink, GateReportLink, ModelVersionLink, MonitoringRunLink
@@ -149,15 +148,3 @@ class DriftCheckOperator(BaseOperator):
         MonitoringRunLink().persist(context, result["run_url"])
         self.log.info("Decision: %s; %s", result["action"], "; ".join(result["reasons"]))
         return result
-
-
-class TriggerAsOfOperator(TriggerDagRunOperator):
-    """`TriggerDagRunOperator` whose `run_after` is templated, for a run due at the triggering
-    run's time rather than the wall clock's (and without a logical date).
-
-    A drift check asks for the retrain of its own day: run on schedule, `run_after` is a minute
-    ago and nothing changes; backfilled or cleared for an earlier day, the training it triggers
-    takes that day's window and the gate that day's evaluation week, instead of today's.
-    """
-
-    template_fields: Sequence[str] = (*TriggerDagRunOperator.template_fields, "run_after")
