@@ -79,10 +79,11 @@ def _frames(state_dir: str):
 
     reference = pd.read_parquet(Path(state_dir) / "reference.parquet")
     current = pd.read_parquet(Path(state_dir) / "current.parquet")
-    config = load_rules().report
+    rules = load_rules()
+    config = rules.report
     numeric = [c for c in reference.columns if c not in model.CATEGORICAL and c not in config.ignore]
     categorical = [c for c in model.CATEGORICAL if c not in config.ignore]
-    return current, reference, numeric, categorical, config
+    return current, reference, numeric, categorical, config, rules.calibration.thresholds("production")
 
 
 def evidently_check(state_dir: str, sampled: bool) -> Result:
@@ -94,11 +95,11 @@ def evidently_check(state_dir: str, sampled: bool) -> Result:
     import evidently.metrics  # noqa: F401  once per process, reported apart from the check
 
     imported = time.perf_counter() - started
-    current, reference, numeric, categorical, config = _frames(state_dir)
+    current, reference, numeric, categorical, config, thresholds = _frames(state_dir)
     if not sampled:
         config = replace(config, sample_rows=ROWS)
     started = time.perf_counter()
-    result = data_drift(current, reference, numeric, categorical, config)
+    result = data_drift(current, reference, numeric, categorical, thresholds, config)
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
@@ -111,11 +112,10 @@ def evidently_check(state_dir: str, sampled: bool) -> Result:
 
 
 def floor_check(state_dir: str) -> Result:
-    current, reference, numeric, categorical, config = _frames(state_dir)
+    current, reference, numeric, categorical, _, threshold = _frames(state_dir)
     started = time.perf_counter()
     scores = floor_scores(current, reference, numeric, categorical)
     seconds = time.perf_counter() - started
-    threshold = {c: config.numeric_threshold for c in numeric} | {c: config.categorical_threshold for c in categorical}
     drifted = sorted(c for c, s in scores.items() if s >= threshold[c])
     noise = {}
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 share of each stage, beside a floor measured in the same run.
 
 The replay runs in a fresh process on a fresh folder, from nothing: features, frames, the walk of
-the three policies. The floor is the work no replay of these decisions can skip: fitting the same
+the four policies. The floor is the work no replay of these decisions can skip: fitting the same
 models on the same windows, and nothing else (no features, no scoring, no drift check, no gate),
 timed in the same process after the replay. The target is the issue's: under 10 minutes.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.features import Result, isolated, peak_mb
 from include.flights import training
-from include.flights.replay import Replay, ReplayConfig
+from include.flights.replay import HALVES, Replay, ReplayConfig
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 
@@ -49,8 +49,9 @@ def replay(folder: str, quick: bool) -> Result:
     windows = [Interval.from_key(key) for key in sorted(keys)]
     started = time.perf_counter()
     for window in windows:
-        train, validation, _, _ = training.split(run.labelled(window, window.end), window)
-        training.fit(config.model, train, validation, run.features)
+        parts = training.split(run.labelled(window, window.end), window)
+        fitted = training.fit(config.model, parts.train, parts.validation, run.features)
+        training.importance(fitted.pipe, parts.validation, run.features, config.model.seed)
     floor = time.perf_counter() - started
     return {
         "seconds": seconds,
@@ -59,10 +60,7 @@ def replay(folder: str, quick: bool) -> Result:
         "fits": len(windows),
         "floor_seconds": floor,
         "days": len(config.days()),
-        "table": {
-            name: {k: v for k, v in result.items() if k not in ("weekly", "events", "seconds")}
-            for name, result in summary["policies"].items()
-        },
+        "table": {name: {half: result[half] for half in HALVES} for name, result in summary["policies"].items()},
     }
 
 

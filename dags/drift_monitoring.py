@@ -6,23 +6,30 @@ and calls a person when retraining did not help.
 
 1. **predictions_ready**: a sensor that waits (rescheduling itself) until `batch_inference` has
    scored the last day of the window; skips when there is no champion to monitor.
-2. **check** (`DriftCheckOperator`): Evidently's report of the last `window_days` of the
-   predictions log against the champion's training-feature sample (data drift of every feature,
-   prediction drift) and the classification quality of the flights whose labels landed, against
-   the champion's validation figure. The rules of `include/flights/drift_rules.yaml` (or the
-   `rules` param) decide: retrain, no drift, hold (a training run is queued or running, or the
-   cooldown after the last retrain is not over) or skip (too few rows). Recorded as a run of the
-   MLflow experiment `drift_monitoring`; the task's extra links open the Evidently report and run.
+2. **check** (`DriftCheckOperator`): the last `window_days` of the predictions log against a
+   reference the champion has seen in production (by default the 28 days before the window):
+   data-quality checks of every input (a feed gone silent, a stuck sensor, a unit change, new or
+   vanished categories, a shifted category mix), Evidently's drift of every input against its
+   own calibrated threshold, weighed by the champion's permutation importance, and the realised
+   ROC AUC of the flights whose labels landed against the champion's first production week, with
+   a bootstrap interval. The rules of `include/flights/drift_rules.yaml` and the calibration of
+   `include/flights/drift_calibration.yaml` (or the `rules` param) decide: incident (broken data:
+   a person is called, nothing is retrained), retrain, no drift, hold (a training run is queued or
+   running, or the week's cooldown after the last retrain is not over) or skip (neither drift nor
+   quality can be judged). Columns that could not be judged are named in the reasons and the
+   trigger conf. Recorded as a run of the MLflow experiment `drift_monitoring`; the task's extra
+   links open the Evidently report and run.
 3. **retrain_needed** → **trigger_training** → **record_retrain**: only on `retrain` (otherwise
    they are skipped, which is not a failure). Triggers `training_pipeline` with the conf
-   `{reason, report_url, drifted_features}`, due at the check's own time (so a check backfilled or
-   cleared for an earlier day retrains on that day's window), and notes the triggered run on the
-   check's MLflow run, which is how the next checks know a retrain is under way.
-4. **escalate**: fails, with a message saying what persisted since when, when the condition holds
-   although the retrain it asked for did not help: its candidate was rejected by the gate, or the
-   condition still holds `escalate_after_runs` checks after its promotion. Its failure callback
-   (`EscalationNotifier`) writes the alert log and, when configured, sends an e-mail or calls a
-   webhook. Skipped otherwise; each retrain escalates at most once.
+   `{reason, report_url, drifted_features, not_judged}`, due at the check's own time (so a check
+   backfilled or cleared for an earlier day retrains on that day's window), and notes the triggered
+   run on the check's MLflow run, which is how the next checks know a retrain is under way.
+4. **escalate**: fails, with a message that says its kind and what was seen since when, on the
+   first check of a data-quality incident, or when the drift or quality condition persists after
+   two retrains in a row did not help (their candidates rejected by the gate, or promoted with the
+   condition still there three checks later). Its failure callback (`EscalationNotifier`) writes
+   the alert log and, when configured, sends an e-mail or calls a webhook. Skipped otherwise; each
+   condition escalates once.
 """
 
 from __future__ import annotations
@@ -62,7 +69,9 @@ if TYPE_CHECKING:
             None,
             type=["null", "object"],
             title="Drift rules",
-            description="Sections 'report' and 'policy' overriding include/flights/drift_rules.yaml. Empty: the file.",
+            description="Sections 'report', 'policy' and 'calibration' replacing those of "
+            "include/flights/drift_rules.yaml "
+            "and drift_calibration.yaml. Empty: the files.",
         ),
     },
 )
@@ -118,8 +127,13 @@ def drift_monitoring():
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         if result["escalation"]:
-            raise AirflowFailException(f"{result['model']}: {result['escalation']}. Report: {result['report_url']}")
-        raise AirflowSkipException("nothing to escalate: no drift persists after a retrain")
+            kind = result["escalation_kind"].replace("_", " ")
+            raise AirflowFailException(
+                f"{result['model']} ({kind}): {result['escalation']}. Check: {result['run_url']}"
+            )
+        raise AirflowSkipException(
+            "nothing to escalate: no new data-quality incident, no condition a retrain failed to fix"
+        )
 
     predictions_ready() >> check
     retrain_needed(check.output) >> trigger_training >> record_retrain(check.output)

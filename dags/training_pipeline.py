@@ -8,9 +8,10 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
    `feature_pipeline` has built every day of the window, and gives up after 12 hours. A fresh
    install's first weekly run waits here for the initial backfill.
 2. **prepare**: opens the parent MLflow run, builds the point-in-time training set of the window
-   (flights whose labels landed before the window's end) and splits it by time: the most recent
-   20% of the window is validation. Bad data (an empty window, too few rows, one class only,
-   features the store does not serve) fails here, before any training, and the MLflow run is
+   (flights whose labels landed before the window's end) and splits it by time: the last 7 days
+   are held out for the gate, the 3 days before them are validation, the rest is training. Bad
+   data (an empty window, too few rows, one class only, features the store does not serve) fails
+   here, before any training, and the MLflow run is
    marked FAILED with the reason. Its extra link opens that run.
 3. **train**: one mapped task per searched configuration (dynamic task mapping), each a nested
    MLflow run with params, metrics overall and per origin and carrier, datasets, plots, a
@@ -19,9 +20,11 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
 4. **register**: the best candidate on validation ROC AUC becomes a new version of the registered
    model, with its Feast feature service `<model>_v<version>`.
 5. **gate** (`PromotionGateOperator`): the candidate and the champion are scored on the same
-   out-of-time evaluation set (the last 7 labelled days) and the rules of
-   `include/flights/promotion_rules.yaml` decide; the decision and its report are recorded on the
-   candidate's MLflow run and model version. Its extra links open the version and the report.
+   out-of-time evaluation set (the last 7 labelled days, which the candidate's training and
+   validation left out) and the rules of `include/flights/promotion_rules.yaml` decide; the
+   judgement and its report are appended to the candidate's MLflow run and described on its model
+   version. Malformed predictions or missing evaluation data fail it without a retry, recorded as
+   the decision `error`. Its extra links open the version and the report.
 6. **promote** (the one-slot `promotion` pool): moves `champion` to the candidate, compare-and-set
    and audited; skipped when the gate rejected the candidate. Its extra link opens the audit entry.
 7. **close_run** (teardown): MLflow runs still open once training is over are marked FAILED: the
@@ -170,6 +173,14 @@ FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
             description="Set by drift_monitoring when drift triggered the run.",
             section="Set by drift monitoring",
         ),
+        "not_judged": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string"},
+            title="Features drift could not judge",
+            description="Set by drift_monitoring: inputs with no value in the window or the reference.",
+            section="Set by drift monitoring",
+        ),
     },
 )
 def training_pipeline():
@@ -209,6 +220,8 @@ def training_pipeline():
             tags["drift_report"] = params["report_url"]
         if params.get("drifted_features"):
             tags["drifted_features"] = ", ".join(params["drifted_features"])[:5000]
+        if params.get("not_judged"):
+            tags["drift_not_judged"] = ", ".join(params["not_judged"])[:5000]
         parent = tracking.start_run(settings, f"training {window.key}", tags)
         MlflowRunLink().persist(context, settings.run_url(tracking.connect(settings), parent))
         try:

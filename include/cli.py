@@ -11,6 +11,7 @@
     python -m include.cli score --start 2026-11-26 --end 2026-11-27
     python -m include.cli drift [--at 2026-11-27] [--days 7] [--rules drift_rules.yaml]
     python -m include.cli replay [--start 2013-01-01 --end 2013-12-31] [--out state/replay] [--fresh]
+    python -m include.cli calibrate [--start 2013-01-01 --end 2013-07-01] [--out state/replay] [--write]
 
 Dates are UTC days (or ISO datetimes with a zone); the interval is [start, end). `gate` judges a
 version against the champion on the week before `--at` (default: today, UTC) and promotes it if it
@@ -18,9 +19,11 @@ passes; `rollback` moves the champion back (default: to the previous champion). 
 the same locked, compare-and-set and audited path as the DAGs. `score` writes the champion's
 predictions of the interval to the predictions log; `drift` runs the drift check of the `--days`
 before `--at` and records it, but triggers nothing (that is the drift_monitoring DAG's job).
-`replay` replays the loop and two baselines over 2013 (`include/flights/replay.py`), resuming an
+`replay` replays the loop and three baselines over 2013 (`include/flights/replay.py`), resuming an
 interrupted run in the same folder, writes `report.md` and `quality.png` there and logs the summary
-to MLflow's experiment `replay`.
+to MLflow's experiment `replay`. `calibrate` measures the drift monitor's per-column thresholds and
+data-quality limits on the replay's features of the calibration period
+(`include/flights/calibration.py`) and, with `--write`, replaces `include/flights/drift_calibration.yaml`.
 Settings come from the environment (MLOPS_*), as in Airflow.
 """
 
@@ -36,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from include.flights import pipeline
-from include.flights.gating import GateError
+from include.mlops.gate import GateError
 from include.mlops.lake import Interval
 from include.mlops.registry import ChampionChangedError
 from include.mlops.settings import Settings
@@ -146,17 +149,32 @@ def _replay(settings: Settings, args: argparse.Namespace) -> object:
     report = replay_report.write(summary, args.out)
     run_id = replay_report.log_to_mlflow(settings, summary, args.out)
     table = {
-        name: {k: result[k] for k in ("mean_roc_auc", "promotions", "rejections")}
+        name: {half: {k: result[half][k] for k in ("mean_roc_auc", "retrains", "promotions")} for half in replay.HALVES}
         for name, result in summary["policies"].items()
     }
     return {"report": str(report), "mlflow_run_id": run_id, "wall_seconds": summary["wall_seconds"], **table}
+
+
+def _calibrate(settings: Settings, args: argparse.Namespace) -> object:
+    from include.flights import calibration, monitoring, replay
+
+    frames = replay.Replay(args.out, replay.ReplayConfig(), settings)  # the year's frames, shared with `replay`
+    frames.build_features()
+    frame = frames.build_frames()
+    import yaml
+
+    rules = yaml.safe_load(monitoring.DEFAULT_RULES.read_text()) | {"calibration": {}}  # measured, not read
+    found = calibration.calibrate(frame, frames.features, monitoring.load_rules(rules), args.start, args.end)
+    path = calibration.write(found) if args.write else None
+    return {"written": str(path) if path else None, **found.to_dict()}
 
 
 REGISTRY_STEPS = {
     "gate": (_gate, "judge a model version against the champion; promote it if it passes"),
     "rollback": (_rollback, "move the champion back to an earlier version, audited"),
     "drift": (_drift, "check the predictions log for drift against the champion's training data; record it"),
-    "replay": (_replay, "replay the loop and two baselines over 2013; write the report, log it to MLflow"),
+    "replay": (_replay, "replay the loop and three baselines over 2013; write the report, log it to MLflow"),
+    "calibrate": (_calibrate, "calibrate the drift monitor's thresholds and data-quality limits on 2013's first half"),
 }
 
 
@@ -192,11 +210,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--training-days", type=int, default=56, help="training window in days (default 56)")
     replay.add_argument("--out", type=Path, default=None, help="its folder; default: replay/ in the state folder")
     replay.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    calibrate = commands.add_parser("calibrate", help=REGISTRY_STEPS["calibrate"][1])
+    calibrate.add_argument("--start", type=_instant, default=datetime(2013, 1, 1, tzinfo=UTC), help="first day (UTC)")
+    calibrate.add_argument("--end", type=_instant, default=datetime(2013, 7, 1, tzinfo=UTC), help="end, excluded")
+    calibrate.add_argument("--out", type=Path, default=None, help="the replay folder whose features it reads")
+    calibrate.add_argument("--write", action="store_true", help="replace include/flights/drift_calibration.yaml")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
-        if args.step == "replay" and args.out is None:
+        if args.step in ("replay", "calibrate") and args.out is None:
             args.out = settings.state_dir / "replay"
         if args.step in REGISTRY_STEPS:
             result = REGISTRY_STEPS[args.step][0](settings, args)

@@ -1,104 +1,150 @@
-"""The drift monitor's policy on its own: verdicts and history in, an action and its reasons out."""
+"""The drift monitor's policy on its own: what a check saw and the history in, an action, its reasons
+and any escalation out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
+from include.mlops.data_quality import Finding
 from include.mlops.drift import (
     DriftRules,
     DriftRulesError,
+    FeatureDrift,
     History,
     Observation,
+    PastCheck,
+    Quality,
     Retrain,
     decide,
     escalation,
+    quality,
 )
 
 NOW = datetime(2026, 11, 27, 6, tzinfo=UTC)
-FEATURES = [f"f{i}" for i in range(10)]
-RULES = DriftRules(share_threshold=0.3, key_features=("weather__temp",), min_labelled_rows=500)
+RULES = DriftRules(share_threshold=0.5)
+WEIGHTS = {"temp": 0.6, "delay": 0.3, "wind": 0.1}
 
 
-def observe(drifted: list[str] = (), rows: int = 5000, realised: float | None = None, labelled: int = 0) -> Observation:
-    verdicts = {name: name in drifted for name in [*FEATURES, "weather__temp"]}
-    return Observation(NOW, rows, rows, verdicts, labelled, realised, champion_validation=0.70)
+def quality_of(loss: float, low: float) -> Quality:
+    return Quality("roc_auc", 0.70 - loss, 0.70, loss, low, loss + (loss - low), 6000, 6000, "week1")
 
 
-def test_no_drift_when_few_features_moved_and_quality_holds() -> None:
-    decision = decide(RULES, observe(["f1"], realised=0.69, labelled=2000), History())
-    assert decision.action == "no_drift" and not decision.condition
-    assert decision.reasons == ("1 of 11 features drifted (9%)",)
+def observe(
+    drifted: tuple[str, ...] = (),
+    rows: int = 5000,
+    q: Quality | None = None,
+    not_judged: dict[str, str] | None = None,
+    incidents: tuple[Finding, ...] = (),
+) -> Observation:
+    not_judged = not_judged or {}
+    features = tuple(
+        FeatureDrift(name, 2.0 if name in drifted else 0.1, 1.0, weight)
+        for name, weight in WEIGHTS.items()
+        if name not in not_judged
+    )
+    why = "" if q else "no baseline yet"
+    return Observation(NOW, rows, rows, features, not_judged, WEIGHTS, None, incidents, q, why)
 
 
-def test_a_large_share_of_drifted_features_asks_for_a_retrain_naming_them() -> None:
-    decision = decide(RULES, observe(["f1", "f2", "f3", "f4"]), History())
-    assert decision.action == "retrain"
-    assert decision.drifted_features == ("f1", "f2", "f3", "f4")
-    assert decision.reasons[0] == "4 of 11 features drifted (36%, threshold 30%)"
+def test_drift_of_features_the_model_barely_uses_does_not_ask_for_a_retrain() -> None:
+    calm = decide(RULES, observe(("wind", "delay")), History())  # 40% of the importance
+    assert calm.action == "no_drift" and calm.drift_share == pytest.approx(0.4)
+    moved = decide(RULES, observe(("temp",)), History())  # 60%
+    assert moved.action == "retrain" and moved.drifted_features == ("temp",)
+    assert moved.reasons[0].startswith(
+        "drift: 1 of 3 features drifted (temp 2.00 >= 1.00), 60% of the model's importance"
+    )
 
 
-def test_one_key_feature_is_enough() -> None:
-    decision = decide(RULES, observe(["weather__temp"]), History())
-    assert decision.action == "retrain" and decision.reasons == ("key features drifted: weather__temp",)
+def test_columns_that_could_not_be_judged_stay_in_the_denominator_and_are_named() -> None:
+    decision = decide(RULES, observe(("delay",), not_judged={"temp": "no value in the window"}), History())
+    assert decision.drift_share == pytest.approx(0.3)  # of all the importance, not of the judged 40%
+    assert decision.action == "no_drift"
+    assert any(
+        r.startswith("not judged (60% of the importance): temp (no value in the window)") for r in decision.reasons
+    )
+    assert decision.not_judged == {"temp": "no value in the window"}
 
 
-def test_one_severely_drifted_feature_is_enough_and_prediction_drift_can_be_key() -> None:
-    rules = DriftRules(severe_score=1.0, key_features=("prediction",))
-    scores = {"f1": 3.6, "f2": 0.2, "f3": float("nan")}
-    verdicts = {"f1": True, "f2": True, "f3": False}
-    severe = decide(rules, Observation(NOW, 5000, 5000, verdicts, scores=scores), History())
-    assert severe.action == "retrain" and severe.reasons[-1] == "severe drift (score >= 1): f1 3.60"
-    mild = Observation(NOW, 5000, 5000, {"f1": True, "f2": False, "f3": False}, scores={"f1": 0.4})
-    assert decide(rules, mild, History()).action == "no_drift"
-    moved = Observation(NOW, 5000, 5000, {"f1": False}, prediction_drifted=True)
-    assert decide(rules, moved, History()).reasons == ("key features drifted: prediction",)
+def test_quality_fires_only_when_the_loss_is_beyond_tolerance_with_confidence() -> None:
+    noisy = decide(RULES, observe(q=quality_of(0.03, -0.005)), History())  # worse, but maybe not
+    assert noisy.action == "no_drift" and noisy.quality_loss == pytest.approx(0.03)
+    lost = decide(RULES, observe(q=quality_of(0.05, 0.02)), History())
+    assert lost.action == "retrain" and lost.reasons[0].startswith("quality loss: realised roc_auc 0.6500")
+    assert "95% CI of the loss [+0.0200, +0.0800], beyond the tolerance 0" in lost.reasons[0]
 
 
-def test_quality_loss_beyond_tolerance_asks_for_a_retrain_only_with_enough_labels() -> None:
-    lost = decide(RULES, observe(realised=0.64, labelled=2000), History())
-    assert lost.action == "retrain" and lost.quality_loss == pytest.approx(0.06)
-    assert "realised roc_auc 0.6400 on 2000 labelled flights is 0.0600 worse" in lost.reasons[0]
-    few = decide(RULES, observe(realised=0.64, labelled=100), History())
-    assert few.action == "no_drift" and few.quality_loss is None
+def test_quality_is_judged_even_when_the_window_is_too_small_for_drift() -> None:
+    small = observe(("temp",), rows=999, q=quality_of(0.20, 0.15))  # 999 rows, but enough labels for quality
+    decision = decide(RULES, small, History())
+    assert decision.action == "retrain" and decision.drift_share is None
+    assert decision.reasons[0].startswith("quality loss")
+    assert any(r.startswith("drift not judged: 999 current rows") for r in decision.reasons)
+    nothing = decide(RULES, observe(rows=999), History())
+    assert nothing.action == "skip" and "quality not judged: no baseline yet" in nothing.reasons
 
 
-def test_a_small_window_is_skipped_with_the_sizes() -> None:
-    decision = decide(RULES, observe(["f1", "f2", "f3", "f4"], rows=300), History())
-    assert decision.action == "skip"
-    assert decision.reasons[0].startswith("too few rows to judge drift: 300 current (at least 1000)")
+def test_a_data_quality_incident_calls_a_person_and_asks_for_no_retrain() -> None:
+    stuck = Finding("temp", "stuck", 0.95, 0.25, "temp: one value repeats (a stuck feed): ...")
+    decision = decide(RULES, observe(("temp", "delay"), q=quality_of(0.1, 0.05), incidents=(stuck,)), History())
+    assert decision.action == "incident" and not decision.condition
+    assert decision.reasons[0] == "data-quality incident: temp: one value repeats (a stuck feed): ..."
+    assert decision.reasons[1] == "no retrain on broken data: a person must look"
+    alert = escalation(RULES, decision, NOW, [], [])
+    assert alert is not None and alert.kind == "data_quality" and "temp: one value repeats" in alert.message
+    sent = PastCheck(
+        NOW - timedelta(days=1),
+        "incident",
+        False,
+        escalated=alert.key.replace(NOW.isoformat(), (NOW - timedelta(days=1)).isoformat()),
+    )
+    assert escalation(RULES, decision, NOW, [sent], []) is None  # the same incident, already sent
 
 
 def test_no_new_trigger_while_training_runs_or_during_the_cooldown() -> None:
-    drifted = observe(["f1", "f2", "f3", "f4"])
+    drifted = observe(("temp",))
     busy = decide(RULES, drifted, History(training_active=True))
     assert busy.action == "hold" and busy.condition
-    assert busy.reasons[-1] == "a training run is already queued or running"
-    recent = decide(RULES, drifted, History(last_trigger_at=NOW - timedelta(hours=24)))
-    assert recent.action == "hold" and recent.reasons[-1].startswith("cooling down after the retrain asked at")
-    later = decide(RULES, drifted, History(last_trigger_at=NOW - timedelta(hours=73)))
+    assert busy.reasons[1] == "a training run is already queued or running"
+    recent = decide(RULES, drifted, History(last_trigger_at=NOW - timedelta(days=3)))
+    assert recent.action == "hold" and recent.reasons[1].startswith("cooling down after the retrain asked at")
+    later = decide(RULES, drifted, History(last_trigger_at=NOW - timedelta(days=8)))
     assert later.action == "retrain"
 
 
-def test_escalation_when_the_retrained_candidate_was_rejected_and_not_otherwise() -> None:
-    drifted = decide(RULES, observe(["weather__temp"]), History(last_trigger_at=NOW - timedelta(hours=30)))
-    rejected = Retrain(NOW - timedelta(hours=30), "reject", version=7, decided_at=NOW - timedelta(hours=29))
-    alert = escalation(RULES, drifted, NOW - timedelta(days=2), rejected)
-    assert alert is not None and "the promotion gate rejected" in alert and "version 7" in alert
-    assert "cooling down" not in alert and "since 2026-11-25T06:00:00+00:00" in alert
-    assert escalation(RULES, drifted, None, Retrain(NOW - timedelta(hours=30))) is None  # still pending
+def test_escalation_after_two_retrains_that_did_not_help_and_only_once() -> None:
+    drifted = decide(RULES, observe(("temp",)), History())
+    began = NOW - timedelta(days=20)
+    checks = [PastCheck(began + timedelta(days=d), "retrain" if d in (0, 8) else "hold", True) for d in range(20)]
+    one = [Retrain(began, "reject", 7, began)]
+    assert escalation(RULES, drifted, NOW, checks, one) is None  # one retrain is not yet "retraining did not help"
+    pending = [*one, Retrain(began + timedelta(days=8))]
+    assert escalation(RULES, drifted, NOW, checks, pending) is None  # the second candidate is not judged yet
+    promoted_recently = [*one, Retrain(began + timedelta(days=8), "promote", 8, began + timedelta(days=8), 2)]
+    assert escalation(RULES, drifted, NOW, checks, promoted_recently) is None
+    both = [*one, Retrain(began + timedelta(days=8), "promote", 8, began + timedelta(days=8), 3)]
+    alert = escalation(RULES, drifted, NOW, checks, both)
+    assert alert is not None and alert.kind == "retrain_did_not_help"
+    assert f"the condition persists since {began.isoformat()}" in alert.message
+    assert "version 7 rejected by the gate" in alert.message
+    assert "version 8 promoted, the condition still held 3 checks later" in alert.message
+    sent = [*checks[:-1], PastCheck(checks[-1].at, "hold", True, escalated=alert.key)]
+    assert escalation(RULES, drifted, NOW, sent, both) is None
     calm = decide(RULES, observe(), History())
-    assert escalation(RULES, calm, None, rejected) is None
+    assert escalation(RULES, calm, NOW, checks, both) is None
 
 
-def test_escalation_when_drift_holds_k_checks_after_a_promotion() -> None:
-    drifted = decide(RULES, observe(["weather__temp"]), History())
-    promoted = Retrain(NOW - timedelta(days=5), "promote", version=8, decided_at=NOW - timedelta(days=4))
-    assert escalation(RULES, drifted, None, promoted) is None
-    persisting = Retrain(NOW - timedelta(days=5), "promote", 8, NOW - timedelta(days=4), checks_since_promotion=3)
-    alert = escalation(RULES, drifted, None, persisting)
-    assert alert is not None and "still present 3 checks after version 8 was promoted" in alert
+def test_the_quality_interval_covers_zero_for_two_halves_of_the_same_rows() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 8000)
+    p = np.clip(0.3 + 0.2 * (y - 0.5) + rng.normal(0, 0.2, 8000), 0, 1)
+    found = quality(RULES, y[:4000], p[:4000], y[4000:], p[4000:], "other half")
+    assert found.low < 0 < found.high and found.rows == found.baseline_rows == 4000
+    worse = quality(RULES, y[:4000], rng.random(4000), y[4000:], p[4000:], "other half")
+    assert worse.low > 0.1 and worse.realised == pytest.approx(0.5, abs=0.03)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +152,9 @@ def test_escalation_when_drift_holds_k_checks_after_a_promotion() -> None:
     [
         ({"share": 0.3}, "unknown drift rules: share"),
         ({"share_threshold": 0}, "share_threshold must be in"),
-        ({"quality_metric": "accuracy"}, "quality_metric must be one of"),
+        ({"reference": "yesterday"}, "reference must be one of production, training, seasonal"),
+        ({"quality_metric": "accuracy"}, "quality_metric must be roc_auc, log_loss or brier"),
+        ({"quality_confidence": 1}, "quality_confidence must be in"),
         ({"min_current_rows": 0}, "at least 1"),
     ],
 )

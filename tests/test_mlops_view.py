@@ -3,10 +3,11 @@ not, and a real browser (headless Chromium) on `airflow standalone` that logs in
 follows a task's extra link into MLflow.
 
 The state behind them is a real small loop: `training_pipeline` (`dag.test()`) trains version 1,
-which the gate passes as the first model and promotion makes champion; a second run learns the
-same model, which the gate rejects; the champion scores nine real days; `drift_monitoring` finds
-that a week of its training window has drifted from the sample it trained on (the weather of a week is
-not that of two) and triggers a retrain; the next day's check holds while the retrain cools down.
+which the gate passes as the first model and promotion makes champion; a second run trains a model
+of ten boosting iterations at a learning rate of 0.001, which the gate rejects; the champion scores
+two real weeks; `drift_monitoring`, with rules that retrain on any drift of the model's inputs (5%
+of its importance), finds the second week drifted from the first and triggers a retrain; the next
+check holds while the retrain cools down.
 Screenshots are saved under `test-artifacts/`.
 """
 
@@ -30,6 +31,7 @@ from tests.conftest import ROOT, airflow_standalone, copy_weeks, finish_training
 ARTIFACTS = ROOT / "test-artifacts"
 LOGICAL_DATE = datetime(2026, 11, 17, tzinfo=UTC)  # the gate judges on 10-16 November
 CONF = {"window_start": "2026-10-26", "window_end": "2026-11-09", "max_iter": 30, "configurations": 1}
+RULES = {"policy": {"reference_days": 7, "share_threshold": 0.05}}  # the weeks fixture holds a month
 ROUTES = ["/mlops/", "/mlops/api/overview", "/mlops/api/drift", "/mlops/api/audit"]
 
 
@@ -58,17 +60,19 @@ def loop(airflow_db: Path, weeks: Path, tmp_path_factory: pytest.TempPathFactory
         again = LOGICAL_DATE + timedelta(
             days=1
         )  # a run of its own: a second run of one logical date replaces the first
-        second = training.test(logical_date=again, run_after=again, run_conf=CONF | {"reason": "again"})
+        weak = CONF | {"reason": "again", "max_iter": 10, "learning_rate": 0.001}
+        second = training.test(logical_date=again, run_after=again, run_conf=weak)
         assert first.state == second.state == "success"
 
-        for d in range(2, 10):
+        for d in range(10, 24):
             inference.score(settings, Interval(day(d), day(d + 1)))
         # Run ids (and so the run id of the training run a check triggers) differ from other modules'.
         check = bag.get_dag("drift_monitoring").test(
-            logical_date=day_time(9, 2) - timedelta(days=1), run_after=day_time(9, 2)
+            logical_date=day_time(24, 2) - timedelta(days=1), run_after=day_time(24, 2), run_conf={"rules": RULES}
         )
-        assert check.state == "success"  # the week drifted from the champion's two training weeks: retrain
-        assert monitoring.check(settings, day(10), 7)["action"] == "hold"  # the retrain is cooling down
+        assert check.state == "success"  # the second week drifted from the first: retrain
+        rules = monitoring.load_rules(RULES)
+        assert monitoring.check(settings, day(25), 7, rules)["action"] == "hold"  # the retrain is cooling down
         yield SimpleNamespace(settings=settings, first=first, second=second, check=check, mlflow_port=mlflow_port)
     finish_training_runs("failed")  # the retrain the check triggered stays queued otherwise
 
@@ -183,10 +187,10 @@ def test_the_overview_answers_which_model_is_in_production_and_why(loop, api) ->
         (1, "first-model", None),
     ]
     assert o["gate"][0]["reasons"] not in ("", "every check passed")
-    assert o["gate"][0]["report_url"].endswith("/artifacts/gate/report.md")
-    assert [(c["at"][:10], c["action"]) for c in o["drift"]] == [("2026-11-09", "retrain"), ("2026-11-10", "hold")]
+    assert o["gate"][0]["report_url"].endswith("/artifacts/gate/001/report.md")
+    assert [(c["at"][:10], c["action"]) for c in o["drift"]] == [("2026-11-24", "retrain"), ("2026-11-25", "hold")]
     retrain, hold = o["drift"]
-    assert retrain["drift_share"] >= 0.5 and 0.5 < retrain["realised_roc_auc"] < 1
+    assert retrain["drift_share"] >= 0.05 and 0.5 < retrain["realised_roc_auc"] < 1 and retrain["drifted"]
     assert retrain["retrain_run_id"] == f"drift__{loop.check.run_id}" and retrain["airflow_run_id"] == loop.check.run_id
     assert "cooling down" in hold["reasons"] and not hold["retrain_run_id"]
     assert [(m["action"], m["to_version"], m["status"]) for m in o["audit"]] == [("promote", 1, "FINISHED")]
@@ -208,7 +212,7 @@ def test_the_page_shows_the_champion_the_gate_and_the_chart(api) -> None:
     assert "promotion gate: first-model against no champion" in html
     assert '<span class="badge reject">reject</span>' in html
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and 'class="marker retrain"' in html
-    assert html.count('class="point realised"') == 2 and 'class="marker promotion"' in html
+    assert html.count('class="point realised"') == 2 and 'class="marker promotion"' in html  # one per day
 
 
 def test_an_unknown_model_has_nothing_in_production_and_a_bad_name_is_refused(api) -> None:

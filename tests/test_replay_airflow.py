@@ -13,8 +13,8 @@ that only the backfills run. The days are 15-28 June 2026, which the replay cloc
 2. a backfill of `feature_pipeline` over the two weeks, one day at a time;
 3. the first model: a run of `training_pipeline` due at 15 June 00:00 (the 8 weeks before), which
    the gate judges and promotes;
-4. a backfill of `batch_inference` over the week before 15 June, so that the first drift checks
-   see a whole week scored by the champion, as the library's do;
+4. a backfill of `batch_inference` over the five weeks before 15 June, so that the first drift
+   checks see a whole week and its four-week reference scored by the champion, as the library's do;
 5. then each day D: a backfill of `batch_inference` for D, then of `drift_monitoring` for its run
    at D 01:00 (the check as of D+1 00:00); when that check triggers `training_pipeline`, the
    training run, gate and promotion finish before the next day, as they do in the library replay.
@@ -148,7 +148,11 @@ def airflow_decisions(settings: Settings) -> dict[str, object]:
     moves = registry.audit_trail(settings, settings.model_name)
     return {
         "checks": [(run.data.tags["drift.at"], run.data.tags["drift.action"]) for run in checks],
-        "escalations": [run.data.tags["drift.at"] for run in checks if run.data.tags.get("drift.escalation")],
+        "escalations": [
+            (run.data.tags["drift.at"], run.data.tags["drift.escalation_kind"])
+            for run in checks
+            if run.data.tags.get("drift.escalation")
+        ],
         "gate": {int(v.version): v.tags.get("gate.decision") for v in versions},
         "champions": [m.to_version for m in moves if m.action == "promote" and m.status == "FINISHED"],
         "drift_share": {run.data.tags["drift.at"]: run.data.metrics.get("drift_share") for run in checks},
@@ -160,7 +164,7 @@ def library_decisions(replay: Replay) -> dict[str, object]:
     events = loop.events
     return {
         "checks": [(check["at"], check["action"]) for check in loop.checks],
-        "escalations": [e.at for e in events if e.kind == "escalate"],
+        "escalations": [(e.at, e.detail.split(":", 1)[0]) for e in events if e.kind == "escalate"],
         "gate": {e.version: e.gate for e in events if e.kind in ("promote", "reject")},
         "champions": [e.version for e in events if e.kind == "promote"],
     }
@@ -184,7 +188,7 @@ def test_the_dags_replay_the_same_decisions_as_the_library(library: Replay, airf
     )["dag_run_id"]
     states = api.wait("training_pipeline", first, timeout=900)
     assert states["promote"] == "success", states
-    for run_id in backfill(api, "batch_inference", FIRST_DAY - 7 * DAY, FIRST_DAY - DAY, max_active_runs=2):
+    for run_id in backfill(api, "batch_inference", FIRST_DAY - 35 * DAY, FIRST_DAY - DAY, max_active_runs=2):
         api.wait("batch_inference", run_id, timeout=900)
 
     for n, day in enumerate(FIRST_DAY + k * DAY for k in range(DAYS)):

@@ -4,10 +4,10 @@ default queue, one for `training`) on PostgreSQL and Redis; Feast with its SQL r
 Redis online store. Driven as a user drives it, through Airflow's REST API: a token from
 `/auth/token` (FAB auth manager), unpause, trigger, poll, with bounded waits.
 
-The days: features for 3-16 November 2026 (replaying 2013), built by a backfill; a model trained on 3-9 November and
-judged on 10-16 November; the champion scores 15 and 16 November, whose features carry an
-injected shift (temperatures in °C instead of °F); the drift check of 17 November asks for a
-retrain and triggers `training_pipeline`.
+The days: features for 3-16 November 2026 (replaying 2013), built by a backfill; a model trained
+and validated on 3-9 November and judged on 10-16 November; the champion scores 15 and 16
+November, whose features carry an injected fault (temperatures in °C instead of °F); the drift
+check of 17 November names it as a data-quality incident, alerts a person and retrains nothing.
 
 Then the faults, on the same stack and in this order (each builds on the loop's state): the MLflow
 server stopped during training and restarted; a Celery worker killed during a task; PostgreSQL
@@ -48,7 +48,7 @@ from tests.conftest import Api, free_port, inject_shift, midnight
 pytestmark = pytest.mark.stack
 
 FEATURE_DAYS = [date(2026, 11, 3) + timedelta(days=n) for n in range(14)]  # 3-16 November
-TRAINING_CONF = {"window_start": "2026-11-03", "window_end": "2026-11-10", "max_iter": 30, "reason": "end to end"}
+TRAINING_CONF = {"window_start": "2026-11-03", "window_end": "2026-11-17", "max_iter": 30, "reason": "end to end"}
 JUDGED_ON = datetime(2026, 11, 17, tzinfo=UTC)  # the gate's evaluation week is the 7 days before it
 SCORED = [date(2026, 11, 15), date(2026, 11, 16)]
 DAGS = ("feature_pipeline", "training_pipeline", "batch_inference", "drift_monitoring")
@@ -147,19 +147,26 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
         run_id = api.trigger("batch_inference", f"e2e__{d}", midnight(d + timedelta(days=1)))
         assert api.wait("batch_inference", run_id, timeout=300)["score"] == "success"
 
-    # The check of 17 November sees it, and asks for a retrain.
+    # The check of 17 November sees a broken feed: a data-quality incident that calls a person and
+    # asks for no retrain. The log holds no production weeks before these two days, so the check
+    # compares them with the champion's training sample.
     check = api.trigger(
         "drift_monitoring",
         "e2e__drift",
         midnight(JUDGED_ON.date() - timedelta(days=1)),
         (JUDGED_ON + timedelta(hours=1)).isoformat(),
         window_days=2,
+        rules={"policy": {"reference": "training"}},
     )
     states = api.wait("drift_monitoring", check, timeout=300)
-    assert states["trigger_training"] == "success" and states["record_retrain"] == "success", states
-    retrain = api.call("GET", f"/dags/training_pipeline/dagRuns/drift__{check}")
-    assert retrain["conf"]["reason"].startswith("drift_monitoring 2026-11-17: ")
-    assert "weather__temp" in retrain["conf"]["drifted_features"]
+    assert states["escalate"] == "failed" and states["trigger_training"] == "skipped", states
+    result = api.call(
+        "GET", f"/dags/drift_monitoring/dagRuns/{check}/taskInstances/check/xcomEntries/return_value"
+    )["value"]
+    assert result["action"] == "incident" and result["escalation_kind"] == "data_quality", result["reasons"]
+    assert ("weather__temp", "out_of_range") in {(f["column"], f["check"]) for f in result["incidents"]}
+    alerts = Settings.from_env(native.environment()).alert_log_path.read_text()
+    assert "(data quality)" in alerts and "weather__temp" in alerts
     print(
         f"\nend to end: start {features_done - production.started:.0f} s including {len(FEATURE_DAYS)} feature days, "
         f"training {trained - features_done:.0f} s, scoring and drift {time.monotonic() - trained:.0f} s"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mlflow
@@ -39,6 +39,13 @@ def test_a_training_run_records_everything_and_registers_a_version(fresh: Settin
     run = client.get_run(version.run_id)
     assert run.info.status == "FINISHED"
     assert {"family", "learning_rate", "max_iter", "seed", "threshold", "train_rows"} <= set(run.data.params)
+    # The last 7 days are left to the promotion gate: neither training nor validation sees them.
+    assert run.data.params["evaluation_start"] == (WINDOW.end - timedelta(days=7)).isoformat()
+    assert run.data.params["validation_cutoff"] == (WINDOW.end - timedelta(days=10)).isoformat()
+    assert 0.05 < float(run.data.params["train_positive_rate"]) < 0.6
+    importance = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/importance.json")
+    assert set(importance) == set(mlflow.models.Model.load(version.source).get_input_schema().input_names())
+    assert max(importance, key=importance.get) != "aircraft__seats"  # the model leans on delays and weather
     metrics = run.data.metrics
     for name in ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall"):
         assert 0 <= metrics[name] <= 10, name
@@ -74,6 +81,21 @@ def test_a_training_run_records_everything_and_registers_a_version(fresh: Settin
     )
     assert len(children) == 2
     assert load_store(fresh).get_feature_service("flight_delay_v1")
+
+
+def test_the_split_leaves_the_last_week_to_the_gate(fresh: Settings) -> None:
+    prepared = training.prepare(fresh, WINDOW, "split")
+    train, validation = pd.read_parquet(prepared.train_path), pd.read_parquet(prepared.validation_path)
+    evaluation_start, cutoff = (
+        datetime.fromisoformat(prepared.evaluation_start),
+        datetime.fromisoformat(prepared.cutoff),
+    )
+    assert evaluation_start == WINDOW.end - timedelta(days=7) and cutoff == evaluation_start - timedelta(days=3)
+    assert train["sched_dep_at"].max() < cutoff and train["label_at"].max() < cutoff
+    assert validation["sched_dep_at"].min() >= cutoff and validation["sched_dep_at"].max() < evaluation_start
+    assert validation["label_at"].max() < evaluation_start  # no label from the gate's days either
+    with pytest.raises(training.TrainingDataError, match="too short: 3 days of validation and 7 days held out"):
+        training.split(train, Interval(WINDOW.end - timedelta(days=10), WINDOW.end))
 
 
 def test_same_inputs_and_seed_give_identical_metrics(fresh: Settings) -> None:

@@ -14,9 +14,12 @@ from include.mlops import registry, tracking
 from include.mlops.settings import Settings
 from tests.conftest import copy_weeks
 
-# A weekly run triggered on Tuesday 24 November covers the week before Monday 23 November 03:00.
-LOGICAL_DATE = datetime(2026, 11, 24, tzinfo=UTC)
-CONF = {"window_start": "2026-10-26", "window_end": "2026-11-22", "max_iter": 30, "configurations": 2, "reason": "test"}
+# A run on Tuesday 17 November: trained on 26 October to 6 November, validated on 7-9 November and
+# judged by the gate on 10-16 November. (The week after, 3-9 December 2013 on the replay clock,
+# has twice the usual share of late flights: the gate rejects every model of November on it, as it
+# should, since even the constant base rate scores a log loss of 0.79 there.)
+LOGICAL_DATE = datetime(2026, 11, 17, tzinfo=UTC)
+CONF = {"window_start": "2026-10-26", "window_end": "2026-11-17", "max_iter": 30, "configurations": 2, "reason": "test"}
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +66,12 @@ def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
 
 
 def test_a_rejected_candidate_leaves_the_champion_and_rollback_works_from_its_form(dag) -> None:
-    """The same data and seed give the same model: not significantly better, so not promoted."""
+    """A model that barely learned (10 iterations at a learning rate of 0.001) is surely worse than
+    the champion on the same week: not promoted."""
     from airflow.dag_processing.dagbag import DagBag
 
-    run = dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF | {"configurations": 1})
+    weak = CONF | {"configurations": 1, "max_iter": 10, "learning_rate": 0.001}
+    run = dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=weak)
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
     assert states["gate"] == "success" and states["promote"] == "skipped"

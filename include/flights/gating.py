@@ -1,14 +1,20 @@
 """The promotion gate for the flights model: gather the gate's inputs, decide, record, promote.
 
 `evaluate_candidate` scores a candidate version and the champion (alias `champion`) on the same
-out-of-time evaluation set, applies the rules of `include.mlops.gate`, and records the decision:
-`gate/decision.json` and `gate/report.md` on the candidate's run, and tags on the model version
-(`gate.decision`, `gate.reasons`, `gate.champion_version`, ...).
+out-of-time evaluation set, applies the rules of `include.mlops.gate`, and records the judgement.
 
-The evaluation set is built through the feature store from the most recent labelled window:
-the flights of the `days` whole UTC days before the gate's time whose labels landed by then. It
-never reaches back before the candidate's validation cutoff, so that no row the candidate was
-fitted on is used to judge it.
+**The evaluation set** is built through the feature store: the flights of the `days` whole UTC days
+before the gate's time whose labels landed by then, never reaching back before the candidate's
+`evaluation_start`, the end of its validation data (`include.flights.training.split` holds the last
+days of the training window out for this). No row that fitted the candidate or chose it among
+configurations judges it; the champion, trained earlier, has seen none of them either.
+
+**Every judgement is kept.** A version judged again (a re-run, or a promotion that lost a race)
+gets a new folder `gate/<n>/` on its run with `decision.json` and `report.md`; the model version's
+tags (`gate.decision`, `gate.reasons`, `gate.report`, ...) describe the latest one and
+`gate.judgements` counts them. A judgement that cannot be made (malformed predictions, no
+evaluation data) is recorded the same way with the decision `error` and its reason, and
+`GateError` is raised: retrying does not help.
 
 `promote` moves the champion to the candidate through the serialized, compare-and-set path of
 `include.mlops.registry`; if another promotion won the race since the evaluation, the candidate
@@ -22,29 +28,30 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.flights import model, pipeline
 from include.mlops import gate, registry, tracking
-from include.mlops.evaluation import evaluate
+from include.mlops.evaluation import relative_latency
+from include.mlops.gate import GateError
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings, rule_set
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RULES = Path(__file__).with_name("promotion_rules.yaml")
 EVALUATION_DAYS = 7
 MIN_EVALUATION_ROWS = 1000
-
-
-class GateError(RuntimeError):
-    """The gate cannot decide (no evaluation data, an unknown version); the message says why."""
+LATENCY_REPEATS = 5
+LATENCY_ROWS = 2000  # rows timed per repeat: enough to measure, few enough to repeat
 
 
 def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> gate.Rules:
@@ -55,7 +62,7 @@ def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> gate.R
         raise gate.RulesError(str(error)) from None
 
 
-def evaluation_set(settings: Settings, end: datetime, not_before: datetime | None, days: int) -> pd.DataFrame:
+def evaluation_set(settings: Settings, end: datetime, not_before: datetime, days: int) -> pd.DataFrame:
     """Labelled flights of the `days` before `end` (not before `not_before`), with their features."""
     window = evaluation_window(end, not_before, days)
     missing = pipeline.days_without_features(settings, window)
@@ -66,14 +73,15 @@ def evaluation_set(settings: Settings, end: datetime, not_before: datetime | Non
     return checked(pipeline.training_set(settings, window, labels_by=end), window)
 
 
-def evaluation_window(end: datetime, not_before: datetime | None, days: int) -> Interval:
-    """The `days` before `end`, cut so as not to start before `not_before` (the candidate's
-    validation cutoff: no row it was fitted on may judge it)."""
-    start = end - timedelta(days=days)
-    if not_before is not None and not_before > start:
-        start = not_before
+def evaluation_window(end: datetime, not_before: datetime, days: int) -> Interval:
+    """The `days` before `end`, cut so as not to start before `not_before` (the end of the
+    candidate's validation data: no row that fitted or chose it may judge it)."""
+    start = max(end - timedelta(days=days), not_before)
     if start >= end:
-        raise GateError(f"no evaluation window: the candidate's validation starts {start}, after the gate's time {end}")
+        raise GateError(
+            f"no evaluation window: the candidate's training and validation data reach {not_before}, "
+            f"not before the gate's time {end}"
+        )
     return Interval(start, end)
 
 
@@ -89,6 +97,53 @@ def checked(frame: pd.DataFrame, window: Interval) -> pd.DataFrame:
     return frame
 
 
+def evaluation_rows(
+    frame: pd.DataFrame, rules: gate.Rules, threshold: float, base_rate: float | None
+) -> gate.EvaluationSet:
+    """The gate's view of the evaluation set: labels and the slice columns its rules name."""
+    columns = rules.slices.columns if rules.slices else ()
+    slices = {c: frame[c].astype(object).where(frame[c].notna(), None).to_numpy() for c in columns if c in frame}
+    return gate.EvaluationSet(frame[model.LABEL].to_numpy(), slices, threshold, base_rate)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A model version loaded for the gate: it scores the evaluation set, or says why it cannot."""
+
+    name: str  # how messages name it: "candidate version 7 of flight_delay"
+    loaded: object
+    inputs: list[str]
+    model_mb: float
+
+    def input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.inputs if c not in frame.columns]
+        if missing:
+            raise GateError(f"{self.name} needs columns the evaluation set lacks: {', '.join(missing)}")
+        return model.model_input(frame, self.inputs)
+
+    def score(self, x: pd.DataFrame) -> np.ndarray:
+        try:
+            return self.loaded.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
+        except Exception as error:  # whatever the model raises, the gate names the model
+            raise GateError(f"{self.name} could not score the evaluation set: {error}") from None
+
+
+def operational(
+    candidate: Scorer, champion: Scorer | None, frame: pd.DataFrame, unserved: list[str]
+) -> gate.Operational:
+    """The candidate's size and served inputs, and its scoring time against the champion's, both
+    timed here on the same rows (`relative_latency`)."""
+    if champion is None:
+        return gate.Operational(candidate.model_mb, unserved_inputs=tuple(unserved))
+    rows = frame.head(LATENCY_ROWS)
+    x_new, x_old = candidate.input(rows), champion.input(rows)
+    ratio, seconds = relative_latency(
+        lambda: candidate.score(x_new), lambda: champion.score(x_old), repeats=LATENCY_REPEATS
+    )
+    per_10k = seconds * 1000 * 10_000 / len(rows)
+    return gate.Operational(candidate.model_mb, ratio, per_10k, tuple(unserved))
+
+
 def evaluate_candidate(
     settings: Settings,
     version: int,
@@ -97,10 +152,10 @@ def evaluate_candidate(
     days: int = EVALUATION_DAYS,
     context: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
-    """Gate `version` of the settings' model against the champion as of `at`; record the decision.
+    """Gate `version` of the settings' model against the champion as of `at`; record the judgement.
 
     Returns what downstream tasks need: the outcome, the reasons, the versions compared and where
-    the report is.
+    the report is. Raises `GateError`, after recording it, when the judgement cannot be made.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -117,63 +172,105 @@ def evaluate_candidate(
     if champion == version:
         raise GateError(f"version {version} of {name} is already the champion")
     run = client.get_run(candidate.run_id)
-    cutoff = run.data.params.get("validation_cutoff")
-    threshold = float(run.data.params.get("threshold", 0.5))
-    started = time.perf_counter()
-    frame = evaluation_set(settings, at, datetime.fromisoformat(cutoff) if cutoff else None, days)
-    labels = frame[model.LABEL].to_numpy()
-    evaluation_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    cand_p, facts = _score(settings, name, version, candidate.source, frame)
-    cand_scores = scores(frame, cand_p, threshold)
-    champ_scores = None
-    if champion is not None:
-        champion_source = client.get_model_version(name, str(champion)).source
-        champ_p, _ = _score(settings, name, champion, champion_source, frame)
-        champ_scores = scores(frame, champ_p, threshold)
-    scoring_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    decision = gate.decide(rules, labels, cand_scores, champ_scores, facts)
-    deciding_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    result = {
+    result: dict[str, object] = {
         "model": name,
         "candidate_version": version,
         "champion_version": champion,
-        "outcome": decision.outcome,
-        "reasons": decision.reasons,
-        "evaluation_window": frame.attrs["window"],
-        "evaluation_rows": len(frame),
         "decided_at": at.isoformat(),
         "candidate_run_id": candidate.run_id,
         "model_version_url": settings.model_version_url(name, version),
-        "report_url": settings.run_url(run.info.experiment_id, candidate.run_id) + "/artifacts/gate/report.md",
         **dict(context or {}),
     }
-    record = result | {"rules": rules.to_dict(), "decision": decision.to_dict(), "operational": facts.__dict__}
-    client.log_text(candidate.run_id, json.dumps(record, indent=2, default=str), "gate/decision.json")
-    client.log_text(candidate.run_id, report(result, decision), "gate/report.md")
-    tags = {
-        "gate.decision": decision.outcome,
-        "gate.reasons": "; ".join(decision.reasons)[:5000] or "every check passed",
-        "gate.champion_version": "none" if champion is None else str(champion),
-        "gate.evaluated_at": at.isoformat(),
-        "gate.evaluation_window": frame.attrs["window"],
-        **{f"gate.{key}": str(value) for key, value in (context or {}).items()},
+    seconds: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        params = run.data.params
+        if "evaluation_start" not in params:
+            raise GateError(
+                f"version {version} of {name} does not record where its training data ends (evaluation_start)"
+            )
+        frame = evaluation_set(settings, at, datetime.fromisoformat(params["evaluation_start"]), days)
+        seconds["evaluation_set"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        new = _scorer(settings, name, version, candidate.source, "candidate")
+        old = None
+        if champion is not None:
+            old = _scorer(settings, name, champion, client.get_model_version(name, str(champion)).source, "champion")
+        cand_p = new.score(new.input(frame))
+        champ_p = old.score(old.input(frame)) if old else None
+        facts = operational(new, old, frame, _unserved(settings, name, version, new.inputs))
+        seconds["scoring"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        base_rate = float(params["train_positive_rate"]) if "train_positive_rate" in params else None
+        rows = evaluation_rows(frame, rules, float(params.get("threshold", 0.5)), base_rate)
+        decision = gate.decide(
+            rules,
+            rows,
+            gate.Predictions(new.name, cand_p),
+            gate.Predictions(old.name, champ_p) if old else None,
+            facts,
+        )
+        seconds["deciding"] = time.perf_counter() - started
+    except GateError as error:
+        _record(settings, client, run, result | {"outcome": "error", "reasons": [str(error)]}, rules, None, None)
+        raise
+
+    started = time.perf_counter()
+    result |= {
+        "outcome": decision.outcome,
+        "reasons": decision.reasons,
+        "not_checked": list(decision.not_checked),
+        "evaluation_window": frame.attrs["window"],
+        "evaluation_rows": len(frame),
     }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), key, value)
-    recording_seconds = time.perf_counter() - started
-    result["seconds"] = {
-        "evaluation_set": evaluation_seconds,
-        "scoring": scoring_seconds,
-        "deciding": deciding_seconds,
-        "recording": recording_seconds,
-    }
+    result = _record(settings, client, run, result, rules, decision, facts)
+    seconds["recording"] = time.perf_counter() - started
+    result["seconds"] = seconds
     log.info("Gate: %s version %s vs champion %s: %s %s", name, version, champion, decision.outcome, decision.reasons)
+    return result
+
+
+def _record(
+    settings: Settings,
+    client: MlflowClient,
+    run: object,
+    result: dict[str, object],
+    rules: gate.Rules,
+    decision: gate.Decision | None,
+    facts: gate.Operational | None,
+) -> dict[str, object]:
+    """Append a judgement to the candidate's run (`gate/<n>/`) and describe it in the version's tags."""
+    name, version = str(result["model"]), str(result["candidate_version"])
+    run_id = run.info.run_id  # type: ignore[attr-defined]
+    tags = client.get_model_version(name, version).tags
+    number = int(tags.get("gate.judgements", "0")) + 1
+    folder = f"gate/{number:03d}"
+    result = result | {
+        "judgement": number,
+        "report_url": settings.run_url(run.info.experiment_id, run_id) + f"/artifacts/{folder}/report.md",  # type: ignore[attr-defined]
+    }
+    record = result | {
+        "rules": rules.to_dict(),
+        "decision": decision.to_dict() if decision else None,
+        "operational": facts.__dict__ if facts else None,
+    }
+    client.log_text(run_id, json.dumps(record, indent=2, default=str), f"{folder}/decision.json")
+    client.log_text(run_id, report(result, decision), f"{folder}/report.md")
+    champion = result["champion_version"]
+    latest = {
+        "gate.decision": str(result["outcome"]),
+        "gate.reasons": "; ".join(result["reasons"])[:5000] or "every check passed",  # type: ignore[arg-type]
+        "gate.champion_version": "none" if champion is None else str(champion),
+        "gate.evaluated_at": str(result["decided_at"]),
+        "gate.evaluation_window": str(result.get("evaluation_window", "")),
+        "gate.report": f"{folder}/report.md",
+        "gate.judgements": str(number),
+        **{f"gate.{key}": str(value) for key, value in result.items() if key.startswith("airflow.")},
+    }
+    for key, value in latest.items():
+        client.set_model_version_tag(name, version, key, value)
     return result
 
 
@@ -186,8 +283,8 @@ def promote(
 ) -> dict[str, object]:
     """Make the gated candidate the champion, if the gate passed it and the champion it was judged
     against is still the champion; otherwise judge it again against the new one, once."""
-    if gated["outcome"] == "reject":
-        raise ValueError(f"version {gated['candidate_version']} was rejected by the gate: it cannot be promoted")
+    if gated["outcome"] not in ("promote", "first-model"):
+        raise ValueError(f"version {gated['candidate_version']} was not passed by the gate: it cannot be promoted")
     name, version = settings.model_name, int(gated["candidate_version"])  # type: ignore[arg-type]
     reason = f"promotion gate: {gated['outcome']} against {_versions(gated['champion_version'])}"
     expected = gated["champion_version"]
@@ -214,43 +311,47 @@ def promote(
         return {"promoted": True, "aborted": aborted, "move": move.to_dict(), "gate": regated}
 
 
-def report(result: Mapping[str, object], decision: gate.Decision) -> str:
-    """The decision as Markdown, for a person reading it months later."""
-    verdicts = {"promote": "PROMOTE", "first-model": "PROMOTE (first model)", "reject": "REJECT"}
+def report(result: Mapping[str, object], decision: gate.Decision | None) -> str:
+    """The judgement as Markdown, for a person reading it months later."""
+    verdicts = {"promote": "PROMOTE", "first-model": "PROMOTE (first model)", "reject": "REJECT", "error": "ERROR"}
     lines = [
         f"# Promotion gate: {result['model']} version {result['candidate_version']}",
         "",
-        f"**Decision: {verdicts[decision.outcome]}**",
+        f"**Decision: {verdicts[str(result['outcome'])]}** (judgement {result['judgement']} of this version)",
         "",
         f"- Compared with: {_versions(result['champion_version'])}",
-        f"- Evaluation set: {result['evaluation_rows']} labelled flights departing {_days(result)}",
-        f"- Decided at: {result['decided_at']}",
     ]
+    if "evaluation_window" in result:
+        lines.append(f"- Evaluation set: {result['evaluation_rows']} labelled flights departing {_days(result)}")
+    lines.append(f"- Decided as of: {result['decided_at']}")
     if "airflow.run_id" in result:
         lines.append(f"- Airflow: {result.get('airflow.dag_id')} / {result['airflow.run_id']}")
+    if decision is None:
+        return "\n".join([*lines, "", "## Why no decision was made", "", *[f"- {r}" for r in result["reasons"]]]) + "\n"  # type: ignore[union-attr]
     if decision.reasons:
         lines += ["", "## Why it was rejected", "", *[f"- {reason}" for reason in decision.reasons]]
+    slices = [c for c in decision.checks if c.kind == "slice"]
+    others = [c for c in decision.checks if c.kind != "slice"]
     lines += ["", "## Checks", "", "| kind | check | verdict | detail |", "|---|---|---|---|"]
-    lines += [
-        f"| {c.kind} | {c.name} | {'pass' if c.passed else '**FAIL**'} | {c.detail.replace('|', '/')} |"
-        for c in decision.checks
-    ]
+    lines += [_row(c) for c in others]
+    failed = [c for c in slices if not c.passed]
+    lines += [_row(c) for c in failed]
+    if slices:
+        lines.append(f"| slice | {len(slices)} slices checked | {len(slices) - len(failed)} passed | |")
+    if decision.not_checked:
+        lines += ["", "## Not checked", "", *[f"- {item}" for item in decision.not_checked]]
     return "\n".join(lines) + "\n"
 
 
-def _score(
-    settings: Settings, name: str, version: int, source: str, frame: pd.DataFrame
-) -> tuple[np.ndarray, gate.Operational]:
-    """Probabilities of one model version on `frame`, with its latency, size and served inputs."""
+def _row(check: gate.Check) -> str:
+    return (
+        f"| {check.kind} | {check.name} | {'pass' if check.passed else '**FAIL**'} | {check.detail.replace('|', '/')} |"
+    )
+
+
+def _scorer(settings: Settings, name: str, version: int, source: str, role: str) -> Scorer:
     loaded, inputs, model_mb = tracking.load_model(source)
-    missing = [c for c in inputs if c not in frame.columns]
-    if missing:
-        raise GateError(f"version {version} of {name} needs columns the evaluation set lacks: {', '.join(missing)}")
-    x = model.model_input(frame, inputs)
-    started = time.perf_counter()
-    p = loaded.predict_proba(x)[:, 1]
-    latency = (time.perf_counter() - started) * 1000 * 10_000 / len(frame)
-    return p, gate.Operational(latency, model_mb, tuple(_unserved(settings, name, version, inputs)))
+    return Scorer(f"{role} version {version} of {name}", loaded, inputs, model_mb)
 
 
 def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) -> list[str]:
@@ -268,12 +369,6 @@ def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) ->
     served = {f"{p.name_to_use()}__{f.name}" for p in service.feature_view_projections for f in p.features}
     request = set(pipeline.REQUEST_COLUMNS)
     return [c for c in inputs if c not in served and c not in request]
-
-
-def scores(frame: pd.DataFrame, p: np.ndarray, threshold: float) -> gate.Scores:
-    """A model's scores on the evaluation set, overall and per slice, as the gate reads them."""
-    evaluation = evaluate(frame[model.LABEL].to_numpy(), p, threshold, {s: frame[s] for s in model.SLICES})
-    return gate.Scores(evaluation.overall, evaluation.slices, p)
 
 
 def _days(result: Mapping[str, object]) -> str:

@@ -1,19 +1,27 @@
-"""The daily drift check of the flights model: gather, report with Evidently, decide, record.
+"""The daily drift check of the flights model: gather, check, report with Evidently, decide, record.
 
-`check` compares what production saw with what the champion was trained on, as of a time `at`:
+`check` looks at what production saw in the `days` before a time `at`, as the champion sees it
+(days an earlier champion scored are scored again from the features the log kept):
 
-- **reference**: the champion's training-feature sample, kept with its model
-  (`reference/training_features.json` on its MLflow run), scored by the champion for the
-  prediction's reference distribution;
-- **current**: the predictions log of the flights departing in the `days` before `at`;
-- **quality**: the part of the current window whose labels landed before `at`, its realised
-  quality against the champion's validation figure (the same metric on its validation split).
+- **current**: the predictions log of the flights departing in the window;
+- **reference** (`policy.reference`): by default `production`, the predictions log of the
+  `reference_days` before the window, which the champion has seen in production; `training`, the
+  champion's training-feature sample (`reference/training_features.json` on its run); or
+  `seasonal`, the same window 52 weeks earlier (where the log reaches back that far);
+- **data quality** (`include.mlops.data_quality`) of every model input, window against reference,
+  each statistic against its calibrated limit: a finding is an incident, not drift;
+- **drift** of every model input and of the prediction, each against its own threshold; drifted
+  inputs are weighed by the champion's permutation importance (`importance.json` on its run);
+- **quality**: the part of the window whose labels landed before `at`, its realised ROC AUC
+  against the champion's on its first production week, with a bootstrap interval.
 
-Evidently writes the drift report (every monitored feature and the prediction) and the quality
-report; the policy of `include.mlops.drift` decides, with the history of earlier checks. Every
-check is one run of the MLflow experiment `drift_monitoring`: the reports as HTML and JSON, the
-decision, drift scores as metrics and tags that the next checks read back as their history (the
-last retrain asked for, whether a training run it triggered was gated, escalations already sent).
+The thresholds and limits are in `drift_calibration.yaml`, computed from January-June 2013 by
+`python -m include.cli calibrate` (`include.flights.calibration`); the rules in
+`drift_rules.yaml`. Evidently writes the drift report and the quality report; the policy of
+`include.mlops.drift` decides, with the history of earlier checks. Every check is one run of the
+MLflow experiment `drift_monitoring`: the reports as HTML and JSON, the decision, drift scores as
+metrics and tags that the next checks read back as their history (the retrains asked for, what the
+gate made of their candidates, escalations already sent).
 
 Nothing is triggered here: the caller (the `drift_monitoring` DAG) triggers `training_pipeline`
 and records the triggered run with `record_retrain`.
@@ -25,13 +33,13 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.flights import inference, model
-from include.mlops import drift, registry, tracking
+from include.flights import inference, model, training
+from include.mlops import data_quality, drift, registry, tracking
 from include.mlops.evaluation import binary_metrics
 from include.mlops.lake import Interval
 from include.mlops.monitoring import DriftConfig, DriftConfigError, DriftResult
@@ -45,58 +53,191 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_RULES = Path(__file__).with_name("drift_rules.yaml")
+DEFAULT_CALIBRATION = Path(__file__).with_name("drift_calibration.yaml")
 EXPERIMENT = "drift_monitoring"
 WINDOW_DAYS = 7
-REFERENCE_ARTIFACT = "reference/training_features.json"
+SEASON = timedelta(weeks=52)  # the replay clock's cycle: the same weekdays a year before
+PREDICTION = inference.PREDICTION
 TRUE, FALSE = "true", "false"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-column drift thresholds (by reference kind) and data-quality limits, with where they came from."""
+
+    drift: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # reference -> column -> threshold
+    data_quality: data_quality.Limits = field(default_factory=dict)
+    provenance: Mapping[str, object] = field(default_factory=dict)
+
+    def thresholds(self, reference: str) -> Mapping[str, float]:
+        if reference not in self.drift:
+            raise drift.DriftRulesError(
+                f"no drift thresholds are calibrated for the {reference!r} reference (calibrated: "
+                f"{', '.join(self.drift) or 'none'}); run `python -m include.cli calibrate` on enough history"
+            )
+        return self.drift[reference]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"provenance": dict(self.provenance), "drift": dict(self.drift), "data_quality": dict(self.data_quality)}
 
 
 @dataclass(frozen=True)
 class MonitorRules:
     report: DriftConfig
     policy: drift.DriftRules
+    calibration: Calibration
 
     def to_dict(self) -> dict[str, object]:
-        return {"report": self.report.to_dict(), "policy": self.policy.to_dict()}
+        return {
+            "report": self.report.to_dict(),
+            "policy": self.policy.to_dict(),
+            "calibration": self.calibration.to_dict(),
+        }
 
 
 def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> MonitorRules:
-    """The report settings and the policy, from a mapping, a YAML file or text, or the default file.
-
-    Sections missing from a mapping keep their defaults; a malformed one raises
-    `DriftRulesError` naming the problem.
-    """
+    """The report settings, the policy and the calibration, from a mapping, a YAML file or text, or
+    the default files. A section a mapping lacks is the default file's (`calibration`: a mapping or
+    a YAML file, by default `drift_calibration.yaml`); a malformed one raises `DriftRulesError`
+    naming the problem."""
     try:
-        rules = rule_set(rules, DEFAULT_RULES)  # type: ignore[assignment]
+        given = rule_set(rules, DEFAULT_RULES)
+        defaults = rule_set(None, DEFAULT_RULES)
     except FileNotFoundError as error:
         raise drift.DriftRulesError(f"drift {error}") from None
-    if not isinstance(rules, Mapping):
-        raise drift.DriftRulesError(f"drift rules must be a mapping with 'report' and 'policy', got {rules!r}")
-    unknown = set(rules) - {"report", "policy"}
+    if not isinstance(given, Mapping):
+        raise drift.DriftRulesError(f"drift rules must be a mapping with 'report' and 'policy', got {given!r}")
+    rules = {**defaults, **given}  # type: ignore[dict-item]
+    unknown = set(rules) - {"report", "policy", "calibration"}
     if unknown:
         raise drift.DriftRulesError(f"unknown drift rule sections: {', '.join(sorted(unknown))}")
     try:
         report = DriftConfig.from_dict(rules.get("report") or {})
     except (DriftConfigError, TypeError) as error:
         raise drift.DriftRulesError(f"report: {error}") from None
-    return MonitorRules(report, drift.DriftRules.from_dict(rules.get("policy") or {}))
+    policy = drift.DriftRules.from_dict(rules.get("policy") or {})
+    return MonitorRules(report, policy, load_calibration(rules.get("calibration")))
 
 
-def reference(run: Run, loaded: object, inputs: list[str]) -> pd.DataFrame:
-    """The champion's training-feature sample with the champion's predictions on it."""
-    from mlflow import MlflowClient
-
-    run_id = run.info.run_id
+def load_calibration(calibration: str | Path | Mapping[str, object] | None = None) -> Calibration:
     try:
-        sample = MlflowClient().load_table(run.info.experiment_id, REFERENCE_ARTIFACT, run_ids=[run_id])
-    except Exception as error:  # MLflow raises a bare MlflowException when the table is missing
-        raise drift.DriftRulesError(
-            f"the champion's run {run_id} has no {REFERENCE_ARTIFACT}: it cannot be monitored ({error})"
-        ) from None
-    # Categorical columns were logged as text, missing values included.
-    sample = sample.replace({c: {"None": None, "nan": None} for c in model.CATEGORICAL})
-    x = model.model_input(sample, inputs)
-    return x.assign(**{inference.PREDICTION: loaded.predict_proba(x)[:, 1]})  # type: ignore[attr-defined]
+        data = rule_set(calibration, DEFAULT_CALIBRATION)
+    except FileNotFoundError as error:
+        raise drift.DriftRulesError(f"drift calibration: {error}") from None
+    if not isinstance(data, Mapping) or set(data) - {"provenance", "drift", "data_quality"}:
+        raise drift.DriftRulesError("a drift calibration is a mapping of 'provenance', 'drift' and 'data_quality'")
+    return Calibration(data.get("drift") or {}, data.get("data_quality") or {}, data.get("provenance") or {})
+
+
+def monitored(inputs: list[str], config: DriftConfig) -> tuple[list[str], list[str]]:
+    """The model inputs drift and data quality look at: numeric and categorical."""
+    columns = [c for c in inputs if c not in config.ignore]
+    return [c for c in columns if c not in model.CATEGORICAL], [c for c in columns if c in model.CATEGORICAL]
+
+
+def weights(importance: Mapping[str, float] | None, columns: list[str]) -> dict[str, float]:
+    """Each monitored column's share of the model's importance (negative importances count as none;
+    without importances every column weighs the same)."""
+    if not importance:
+        return dict.fromkeys(columns, 1.0 / len(columns)) if columns else {}
+    raw = {c: max(float(importance.get(c, 0.0)), 0.0) for c in columns}
+    total = sum(raw.values())
+    return {c: value / total for c, value in raw.items()} if total else dict.fromkeys(columns, 1.0 / len(columns))
+
+
+def observe(
+    at: datetime,
+    current: pd.DataFrame,
+    reference: pd.DataFrame,
+    labelled: pd.DataFrame,
+    baseline: pd.DataFrame | None,
+    inputs: list[str],
+    importance: Mapping[str, float] | None,
+    rules: MonitorRules,
+    report: bool = True,
+    baseline_window: str = "",
+    recent: pd.DataFrame | None = None,
+) -> tuple[drift.Observation, DriftResult | None]:
+    """What one check sees: drift of the champion's inputs (and of its prediction) in `current`
+    against `reference`, and their data quality against `recent` production (by default the
+    reference: the limits were calibrated on the weeks before the window), when each is large
+    enough; and the realised quality of the `labelled` rows against the labelled `baseline` (its
+    first production week; None when it has none yet). Returns the drift result too, with
+    Evidently's report when `report`."""
+    from include.mlops.monitoring import data_drift
+
+    policy = rules.policy
+    numeric, categorical = monitored(inputs, rules.report)
+    columns = [*numeric, *categorical]
+    share = weights(importance, columns)
+    recent = reference if recent is None else recent
+    result, findings, unchecked, features, prediction = None, [], [], (), None
+    if len(current) >= policy.min_current_rows and len(recent) >= policy.min_reference_rows:
+        profiles = data_quality.profile(current, recent, numeric, categorical)
+        findings, unchecked = data_quality.check(profiles, rules.calibration.data_quality)
+    if len(current) >= policy.min_current_rows and len(reference) >= policy.min_reference_rows:
+        thresholds = rules.calibration.thresholds(policy.reference)
+        result = data_drift(current, reference, [*numeric, PREDICTION], categorical, thresholds, rules.report, report)
+        features = tuple(
+            drift.FeatureDrift(c.column, c.score, c.threshold, share.get(c.column, 0.0))
+            for c in result.columns
+            if c.column != PREDICTION
+        )
+        prediction = next(
+            (drift.FeatureDrift(c.column, c.score, c.threshold, 0.0) for c in result.columns if c.column == PREDICTION),
+            None,
+        )
+    if unchecked:
+        log.debug("Data-quality statistics not checked: %s", "; ".join(unchecked))
+    quality, why = None, ""
+    if baseline is None:
+        why = "the champion has no labelled first production week before this window yet"
+    elif min(len(labelled), len(baseline)) < policy.min_labelled_rows:
+        why = (
+            f"{len(labelled)} labelled flights in the window and {len(baseline)} in the champion's first production "
+            f"week, at least {policy.min_labelled_rows} needed"
+        )
+    elif labelled[model.LABEL].nunique() < 2 or baseline[model.LABEL].nunique() < 2:
+        why = "one class only among the labelled flights"
+    else:
+        quality = drift.quality(
+            policy,
+            labelled[model.LABEL].to_numpy(),
+            labelled[PREDICTION].to_numpy(),
+            baseline[model.LABEL].to_numpy(),
+            baseline[PREDICTION].to_numpy(),
+            baseline_window,
+        )
+    observation = drift.Observation(
+        at=at,
+        current_rows=len(current),
+        reference_rows=len(reference),
+        features=features,
+        not_judged={c: why for c, why in (result.not_judged if result else {}).items() if c != PREDICTION},
+        weights=share,
+        prediction=prediction,
+        incidents=tuple(findings),
+        quality=quality,
+        quality_not_judged=why,
+    )
+    return observation, result
+
+
+def reference_window(policy: drift.DriftRules, window: Interval) -> Interval | None:
+    """Where the reference comes from in the predictions log (None: the training sample)."""
+    if policy.reference == "production":
+        return Interval(window.start - timedelta(days=policy.reference_days), window.start)
+    if policy.reference == "seasonal":
+        return Interval(window.start - SEASON, window.end - SEASON)
+    return None
+
+
+def baseline_window(policy: drift.DriftRules, start: datetime | None, window: Interval) -> Interval | None:
+    """The champion's first production week, if it ended before the window starts (None otherwise)."""
+    if start is None:
+        return None
+    baseline = Interval(start, start + timedelta(days=policy.baseline_days))
+    return baseline if baseline.end <= window.start else None
 
 
 def check(
@@ -119,30 +260,43 @@ def check(
     if days < 1:
         raise drift.DriftRulesError(f"the drift window must be at least one day, got {days}")
     rules = rules or load_rules()
+    policy = rules.policy
     version, artifact, run_id = inference.champion(settings)
     experiment_id = tracking.connect(settings, EXPERIMENT)
     client = MlflowClient()
     loaded, inputs, _ = tracking.load_model(artifact)
-    window = Interval(at - timedelta(days=days), at)
-    current = _as_champion(inference.predictions(settings, window), version, loaded, inputs)
-    labelled = inference.with_labels(settings, current, at) if len(current) else current
     champion_run = client.get_run(run_id)
-    ref = reference(champion_run, loaded, inputs)
-    validation = champion_run.data.metrics.get(rules.policy.quality_metric)
-    threshold = float(champion_run.data.params.get("threshold", 0.5))
+    threshold = float(champion_run.data.params.get("threshold", training.DEFAULT_THRESHOLD))
 
-    observation, result, realised = observe(
-        at, current, labelled, ref, inputs, validation, threshold, rules, report=True
+    def logged(interval: Interval) -> pd.DataFrame:
+        return _as_champion(inference.predictions(settings, interval), version, loaded, inputs)
+
+    window = Interval(at - timedelta(days=days), at)
+    current = logged(window)
+    source = reference_window(policy, window)
+    reference = logged(source) if source else training_reference(champion_run, loaded, inputs)
+    production = reference_window(replace(policy, reference="production"), window)
+    recent = reference if source == production else logged(production)
+    labelled = inference.with_labels(settings, current, at)
+    first = baseline_window(policy, production_start(client, settings.model_name, version), window)
+    baseline = inference.with_labels(settings, logged(first), at) if first else None
+    observation, result = observe(
+        at,
+        current,
+        reference,
+        labelled,
+        baseline,
+        inputs,
+        importance(client, run_id),
+        rules,
+        report=True,
+        baseline_window=first.key if first else "",
+        recent=recent,
     )
-    checks = _history(client, experiment_id, settings.model_name, at, (context or {}).get("airflow.run_id"))
-    past = [_past(c) for c in checks]
-    decision = drift.decide(rules.policy, observation, drift.history(past, training_active))
-    retrain = _last_retrain(settings, client, checks)
-    alert = drift.escalation(rules.policy, decision, drift.condition_since(past, at), retrain)
-    escalated_for = retrain.run_id if alert and retrain else ""
-    if alert and any(c.data.tags.get("drift.escalated_for") == escalated_for for c in checks):
-        log.info("Escalation for the retrain %s was already sent; not repeated: %s", escalated_for, alert)
-        alert, escalated_for = None, ""
+    runs = _history(client, experiment_id, settings.model_name, at, (context or {}).get("airflow.run_id"))
+    past = [_past(run) for run in runs]
+    decision = drift.decide(policy, observation, drift.history(past, training_active))
+    alert = drift.escalation(policy, decision, at, past, _retrains(settings, client, runs, past))
 
     run = client.create_run(
         experiment_id,
@@ -154,22 +308,30 @@ def check(
             "drift.condition": TRUE if decision.condition else FALSE,
             "drift.champion_version": str(version),
             "drift.window": window.key,
+            "drift.reference": source.key if source else "training",
             "drift.drifted": ", ".join(decision.drifted_features)[:5000],
+            "drift.incidents": ", ".join(f"{f.column} {f.check}" for f in decision.incidents)[:5000],
+            "drift.not_judged": ", ".join(decision.not_judged)[:5000],
             "drift.reasons": "; ".join(decision.reasons)[:5000],
-            "drift.escalation": alert or "",
-            "drift.escalated_for": escalated_for,
+            "drift.escalation": alert.message[:5000] if alert else "",
+            "drift.escalation_kind": alert.kind if alert else "",
+            "drift.escalated": alert.key if alert else "",
             **tracking.code_version(),
             **dict(context or {}),
         },
     ).info.run_id
+    q = decision.quality
+    realised = {}
+    if len(labelled) and labelled[model.LABEL].nunique() == 2:  # reported whether or not quality is judged
+        realised = binary_metrics(labelled[model.LABEL].to_numpy(), labelled[PREDICTION].to_numpy(), threshold)
     metrics = {
         "current_rows": len(current),
-        "reference_rows": len(ref),
+        "reference_rows": len(reference),
         "labelled_rows": len(labelled),
-        "drift_share": decision.drift_share,
-        **({f"realised_{k}": v for k, v in realised.items()} if realised else {}),
-        **({f"champion_validation_{rules.policy.quality_metric}": validation} if validation is not None else {}),
-        **({"quality_loss": decision.quality_loss} if decision.quality_loss is not None else {}),
+        **({"drift_share": decision.drift_share} if decision.drift_share is not None else {}),
+        **{f"realised_{name}": value for name, value in realised.items() if name != "positive_rate"},
+        **({f"baseline_{q.metric}": q.baseline, "quality_loss": q.loss} if q else {}),
+        **({"quality_loss_low": q.low, "quality_loss_high": q.high} if q else {}),
         **({f"drift_score.{c.column}": c.score for c in result.columns} if result else {}),
     }
     stamp = int(time.time() * 1000)
@@ -179,28 +341,32 @@ def check(
         "champion_version": version,
         "at": at.isoformat(),
         "window": window.key,
+        "reference": source.key if source else "training sample",
+        "baseline": first.key if first else None,
         "rules": rules.to_dict(),
         "decision": decision.to_dict(),
-        "escalation": alert,
-        "columns": [c.__dict__ for c in result.columns] if result else [],
+        "escalation": {"kind": alert.kind, "message": alert.message} if alert else None,
+        "columns": [c.__dict__ | {"weight": observation.weights.get(c.column)} for c in result.columns]
+        if result
+        else [],
         "sampled_rows": result.sampled_rows if result else None,
-        "not_judged": result.empty if result else [],  # no value in the window or the reference
-        "realised": realised,
-        "champion_validation": validation,
         **dict(context or {}),
     }
     client.log_text(run, json.dumps(record, indent=2, default=str), "decision.json")
-    if result:
+    if result and result.snapshot is not None:
         client.log_text(run, result.snapshot.get_html_str(as_iframe=False), "drift/report.html")
         client.log_text(run, result.snapshot.json(), "drift/report.json")
-    if realised:
-        quality = classification_quality(labelled, model.LABEL, inference.PREDICTION)
-        client.log_text(run, quality.get_html_str(as_iframe=False), "quality/report.html")
-        client.log_text(run, quality.json(), "quality/report.json")
+    if len(labelled) and labelled[model.LABEL].nunique() == 2:
+        report = classification_quality(labelled, model.LABEL, PREDICTION)
+        client.log_text(run, report.get_html_str(as_iframe=False), "quality/report.html")
+        client.log_text(run, report.json(), "quality/report.json")
     client.set_terminated(run, "FINISHED")
 
-    reason = f"drift_monitoring {at:%Y-%m-%d}: " + "; ".join(decision.reasons)
-    report_url = settings.run_url(experiment_id, run) + "/artifacts/drift/report.html" if result else None
+    reason = f"drift_monitoring {at:%Y-%m-%d}: " + "; ".join(
+        r for r in decision.reasons if r.startswith(("drift:", "quality loss:"))
+    )
+    has_report = bool(result and result.snapshot is not None)
+    report_url = settings.run_url(experiment_id, run) + "/artifacts/drift/report.html" if has_report else None
     log.info("Drift check %s: %s (%s)", at.isoformat(), decision.action, "; ".join(decision.reasons))
     return {
         "model": settings.model_name,
@@ -212,8 +378,12 @@ def check(
         "reasons": list(decision.reasons),
         "drifted_features": list(decision.drifted_features),
         "drift_share": decision.drift_share,
-        "realised": realised,
-        "escalation": alert,
+        "incidents": [f.to_dict() for f in decision.incidents],
+        "not_judged": dict(decision.not_judged),
+        "quality": record["decision"]["quality"],  # type: ignore[index]
+        "realised": realised or None,
+        "escalation": alert.message if alert else None,
+        "escalation_kind": alert.kind if alert else None,
         "monitoring_run_id": run,
         "run_url": settings.run_url(experiment_id, run),
         "report_url": report_url,
@@ -221,57 +391,55 @@ def check(
             "reason": reason[:500],
             "report_url": report_url,
             "drifted_features": list(decision.drifted_features),
+            "not_judged": sorted(decision.not_judged),
         },
     }
 
 
-def observe(
-    at: datetime,
-    current: pd.DataFrame,
-    labelled: pd.DataFrame,
-    reference: pd.DataFrame,
-    inputs: list[str],
-    validation: float | None,
-    threshold: float,
-    rules: MonitorRules,
-    report: bool = True,
-) -> tuple[drift.Observation, DriftResult | None, dict[str, float] | None]:
-    """What one check sees: the drift of the champion's inputs and prediction in `current` against
-    its `reference` (none when either is too small to judge), and the realised quality of the
-    `labelled` rows (none with too few labels or one class). Also returns the drift result (with
-    Evidently's report when `report`) and the realised metrics."""
-    from include.mlops.monitoring import data_drift
+def training_reference(run: Run, loaded: object, inputs: list[str]) -> pd.DataFrame:
+    """The champion's training-feature sample with the champion's predictions on it."""
+    from mlflow import MlflowClient
 
-    enough = len(current) >= rules.policy.min_current_rows and len(reference) >= rules.policy.min_reference_rows
-    result = None
-    if enough:
-        categorical = [c for c in inputs if c in model.CATEGORICAL]
-        numeric = [c for c in inputs if c not in model.CATEGORICAL] + [inference.PREDICTION]
-        result = data_drift(current, reference, numeric, categorical, rules.report, report=report)
-    features = [c for c in result.columns if c.column != inference.PREDICTION] if result else []
-    realised = None
-    if len(labelled) >= rules.policy.min_labelled_rows and labelled[model.LABEL].nunique() == 2:
-        y, p = labelled[model.LABEL].to_numpy(), labelled[inference.PREDICTION].to_numpy()
-        realised = binary_metrics(y, p, threshold)
-    observation = drift.Observation(
-        at=at,
-        current_rows=len(current),
-        reference_rows=len(reference),
-        drifted={c.column: c.drifted for c in features},
-        labelled_rows=len(labelled),
-        realised=realised[rules.policy.quality_metric] if realised else None,
-        champion_validation=validation,
-        scores={c.column: c.score for c in features},
-        prediction_drifted=bool(result and result.column(inference.PREDICTION).drifted),
-    )
-    return observation, result, realised
+    run_id = run.info.run_id
+    try:
+        sample = MlflowClient().load_table(run.info.experiment_id, training.REFERENCE_ARTIFACT, run_ids=[run_id])
+    except Exception as error:  # MLflow raises a bare MlflowException when the table is missing
+        raise drift.DriftRulesError(
+            f"the champion's run {run_id} has no {training.REFERENCE_ARTIFACT}: it cannot be monitored ({error})"
+        ) from None
+    # Categorical columns were logged as text, missing values included.
+    sample = sample.replace({c: {"None": None, "nan": None} for c in model.CATEGORICAL})
+    x = model.model_input(sample, inputs)
+    return x.assign(**{PREDICTION: loaded.predict_proba(x)[:, 1]})  # type: ignore[attr-defined]
+
+
+def importance(client: MlflowClient, run_id: str) -> dict[str, float] | None:
+    """The champion's permutation importances, logged at training; None if its run has none."""
+    import mlflow
+
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{training.IMPORTANCE_ARTIFACT}")
+    except Exception:  # MLflow raises a bare MlflowException (or OSError) when the artifact is missing
+        log.warning(
+            "The champion's run %s has no %s: every input weighs the same", run_id, training.IMPORTANCE_ARTIFACT
+        )
+        return None
+
+
+def production_start(client: MlflowClient, name: str, version: int) -> datetime | None:
+    """When the version started serving, on the data's clock: the time the gate passed it (its
+    promotion follows in the same run), else the time the alias moved to it."""
+    tags = client.get_model_version(name, str(version)).tags
+    if tags.get("gate.decision") in ("promote", "first-model") and tags.get("gate.evaluated_at"):
+        return datetime.fromisoformat(tags["gate.evaluated_at"])
+    since = tags.get("champion_since")
+    return datetime.fromisoformat(since) if since else None
 
 
 def _as_champion(current: pd.DataFrame, version: int, loaded: object, inputs: list[str]) -> pd.DataFrame:
-    """The window as the champion sees it. Days scored by an earlier champion (the window spans a
-    promotion) are scored again by this one from the features the log kept, so that the prediction's
-    drift and the realised quality are the champion's own; if the log lacks one of its inputs, those
-    rows are left out."""
+    """The rows as the champion sees them. Rows scored by an earlier champion are scored again by
+    this one from the features the log kept, so that the prediction's drift and the realised quality
+    are the champion's own; if the log lacks one of its inputs, those rows are left out."""
     if current.empty or (current["model_version"] == version).all():
         return current
     stale = current["model_version"] != version
@@ -280,8 +448,8 @@ def _as_champion(current: pd.DataFrame, version: int, loaded: object, inputs: li
         return current[~stale].reset_index(drop=True)
     current = current.copy()
     x = model.model_input(current[stale], inputs)
-    current.loc[stale, inference.PREDICTION] = loaded.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
-    log.info("Version %s scored again %d rows of the window scored by earlier versions", version, stale.sum())
+    current.loc[stale, PREDICTION] = loaded.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
+    log.info("Version %s scored again %d rows scored by earlier versions", version, stale.sum())
     return current
 
 
@@ -315,35 +483,41 @@ def _past(run: Run) -> drift.PastCheck:
         action=tags.get("drift.action", "skip"),  # type: ignore[arg-type]
         condition=tags.get("drift.condition") == TRUE,
         asked_retrain=bool(tags.get("drift.retrain_run_id")),
+        escalated=tags.get("drift.escalated", ""),
     )
 
 
-@dataclass(frozen=True)
-class _Retrain(drift.Retrain):
-    run_id: str = ""
-
-
-def _last_retrain(settings: Settings, client: MlflowClient, checks: list[Run]) -> _Retrain | None:
-    """The last retrain the monitor triggered and what the gate made of its candidate."""
-    triggers = [c for c in checks if c.data.tags.get("drift.retrain_run_id")]
+def _retrains(
+    settings: Settings, client: MlflowClient, runs: list[Run], past: list[drift.PastCheck]
+) -> list[drift.Retrain]:
+    """The retrains the monitor triggered, oldest first, with what the gate made of their candidates."""
+    triggers = [run for run in runs if run.data.tags.get("drift.retrain_run_id")]
     if not triggers:
-        return None
-    training_run = triggers[-1].data.tags["drift.retrain_run_id"]
-    triggered_at = datetime.fromisoformat(triggers[-1].data.tags["drift.at"])
-    for candidate in client.search_model_versions(f"name = '{settings.model_name}'"):
-        if candidate.tags.get("gate.airflow.run_id") == training_run and "gate.decision" in candidate.tags:
-            outcome, version = candidate.tags["gate.decision"], int(candidate.version)
-            break
-    else:
-        return _Retrain(triggered_at, run_id=training_run)
-    decided = datetime.fromisoformat(candidate.tags["gate.evaluated_at"])
-    if outcome == "reject":
-        return _Retrain(triggered_at, "reject", version, decided, run_id=training_run)
-    promoted = any(
-        move.to_version == version and move.action == "promote" and move.status == "FINISHED"
+        return []
+    versions = {
+        v.tags["gate.airflow.run_id"]: v
+        for v in client.search_model_versions(f"name = '{settings.model_name}'")
+        if "gate.decision" in v.tags and "gate.airflow.run_id" in v.tags
+    }
+    promoted = {
+        move.to_version
         for move in registry.audit_trail(settings, settings.model_name)
-    )
-    if not promoted:
-        return _Retrain(triggered_at, run_id=training_run)  # passed the gate, not promoted (yet)
-    judged = drift.judged_since([_past(c) for c in checks], decided) + 1  # and this check
-    return _Retrain(triggered_at, outcome, version, decided, judged, run_id=training_run)  # type: ignore[arg-type]
+        if move.action == "promote" and move.status == "FINISHED"
+    }
+    retrains = []
+    for run in triggers:
+        triggered_at = datetime.fromisoformat(run.data.tags["drift.at"])
+        candidate = versions.get(run.data.tags["drift.retrain_run_id"])
+        if candidate is None:
+            retrains.append(drift.Retrain(triggered_at))  # still training, or its training failed
+            continue
+        outcome, number = candidate.tags["gate.decision"], int(candidate.version)
+        decided = datetime.fromisoformat(candidate.tags["gate.evaluated_at"])
+        if outcome in ("reject", "error"):
+            retrains.append(drift.Retrain(triggered_at, outcome, number, decided))  # type: ignore[arg-type]
+        elif number not in promoted:
+            retrains.append(drift.Retrain(triggered_at))  # passed the gate, not promoted (yet)
+        else:
+            judged = drift.judged_since(past, decided) + 1  # and this check
+            retrains.append(drift.Retrain(triggered_at, outcome, number, decided, judged))  # type: ignore[arg-type]
+    return retrains

@@ -1,46 +1,52 @@
-"""Replay the loop over the real year 2013, beside two simpler policies: does it pay off?
+"""Replay the loop over the real year 2013, beside three simpler policies: does it pay off?
 
 `run` walks the replay clock day by day through 2013 (by default the whole 52-week cycle, from
-1 January 2013 to 31 December 2013) and runs three policies on the same days and data:
+1 January 2013 to 31 December 2013) and runs four policies on the same days and data:
 
-- **loop**: what the DAGs do. Each day the champion scores the day's flights; at the end of the
-  day the drift check looks at the last `drift_window_days` of its predictions, with the labels
-  that have landed by then; when the drift policy asks for a retrain, a candidate is trained on
-  the `training_days` before that moment, the promotion gate judges it against the champion on
-  the last labelled week, and it is promoted only if it passes. Escalations are counted as the
-  drift DAG would send them.
+- **loop**: what the drift DAG does. Each day the champion scores the day's flights; at the end of
+  the day the drift check looks at the last `drift_window_days` of its predictions (data quality,
+  drift against the weeks before, realised quality of the labels landed by then against the
+  champion's first production week); when the drift policy asks for a retrain, a candidate is
+  trained on the `training_days` before that moment, the promotion gate judges it against the
+  champion on the days after its training and validation data, and it is promoted only if it
+  passes. Escalations are counted as the drift DAG sends them, by kind.
+- **gated**: the scheduled weekly retrain of `training_pipeline` (every `blind_every_days`), through
+  the same gate, without drift checks.
 - **static**: the first model, trained on the first `training_days`, never replaced.
-- **blind**: retrained every `blind_every_days` on the `training_days` before, and promoted without
-  a gate.
+- **blind**: retrained every `blind_every_days`, promoted without a gate.
 
-All three start from the same first model, trained on the first `training_days` (the first model
-passes the gate's value rules in the loop, as `training_pipeline`'s first run does); scoring starts
-the day after.
+All four start from the same first model (it passes the gate's first-model rules, as
+`training_pipeline`'s first run does); scoring starts the day after its training window.
+
+**Calibration and held-out halves.** The drift monitor's thresholds and limits were calibrated on
+January to June (`include.flights.calibration`), and the gate's and policy's numbers chosen there;
+the summary reports the weeks before `held_out_from` (the calibration half) and from it (the
+held-out half, July to December) separately, with the rules frozen.
 
 **The same functions as the DAGs.** Features are built by the feature pipeline's own steps
 (ingest, validate, build) into the replay's own lake and Feast repository; the labelled feature
 frames come from the same point-in-time join (`pipeline.training_set`). Training splits and fits
-with `training.split` and `training.fit`; the gate decides with `gate.decide` on the set
+with `training.split` and `training.fit`; the gate decides with `gate.decide` on the window
 `gating.evaluation_window` describes; the drift check observes with `monitoring.observe` and
-decides with `drift.decide`, `drift.escalation` and the drift rules file. What the replay leaves
+decides with `drift.decide`, `drift.escalation` and the drift rules files. What the replay leaves
 out changes no decision: Evidently's HTML report, MLflow runs and artifacts for every step, the
-Feast online store (batch scoring reads the offline store). Building that for 308 daily checks
-and over a hundred trainings would take hours. A test holds the replay's training sets to
-`pipeline.training_set`'s, and the drift verdicts without a report are Evidently's own (a test of
-`include.mlops.monitoring` holds them to the report's). `tests/test_replay_airflow.py` runs two
+Feast online store (batch scoring reads the offline store). A test holds the replay's training sets
+to `pipeline.training_set`'s, and the drift verdicts without a report are Evidently's own (a test
+of `include.mlops.monitoring` holds them to the report's). `tests/test_replay_airflow.py` runs two
 weeks through the DAGs themselves, as backfills on Airflow's scheduler, and finds the same drift
 decisions, gate outcomes, champions, escalations and probabilities as this replay of the same days.
 
 **Features ahead of the walk.** The features and the labelled frames are built before the walk,
-four weeks at a time (`chunk_days`), once for all policies: they do not depend on the policy, and every row is what
-was known at its prediction time (the feature pipeline's point-in-time guarantee). The walk itself
-keeps the clock: at the end of a day only labels that landed before it are used, by the drift
-check's quality, the training split and the gate.
+four weeks at a time (`chunk_days`), once for all policies: they do not depend on the policy, and
+every row is what was known at its prediction time (the feature pipeline's point-in-time
+guarantee). The walk itself keeps the clock: at the end of a day only labels that landed before it
+are used, by the drift check's quality, the training split and the gate.
 
 **Quality** is measured after the fact, on every flight with its label: per week, the ROC AUC and
-log loss of what each policy's champion predicted that week. The **gate's regret** is counted for
-every promotion (loop and blind): on the week after it, was the new champion worse (ROC AUC) than
-the model it replaced, on the same flights?
+log loss of what each policy's champion predicted that week. On the week after each gate verdict,
+the **regret** of a promotion (the new champion was worse, in ROC AUC, than the model it replaced)
+and the **missed improvement** of a rejection (the candidate would have been better by at least
+`missed_margin`) are counted.
 
 **Restartable.** The lake and the frames are kept in the replay folder and skipped when present;
 the walk writes a checkpoint (`checkpoint.json` and the predictions so far) every week, and a run
@@ -48,7 +54,7 @@ with the same configuration resumes from it. Models are not kept: each is traine
 recorded window when a resumed run needs it, which gives the same model (seeded, same data).
 
 **Deterministic.** Every model, sample and bootstrap is seeded: two runs give the same numbers.
-Only the compute times differ.
+Only the compute times differ (and the gate's latency ratio, whose verdict is far inside its budget).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -65,7 +72,7 @@ from typing import TYPE_CHECKING
 
 from include.flights import gating, inference, model, monitoring, pipeline, training
 from include.mlops import drift, gate
-from include.mlops.evaluation import binary_metrics
+from include.mlops.evaluation import binary_metrics, relative_latency
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 
@@ -75,30 +82,34 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLICIES = ("loop", "static", "blind")
-STAGES = ("features", "scoring", "drift", "training", "gate")
+POLICIES = ("loop", "gated", "static", "blind")
+GATED = ("loop", "gated")  # the policies whose candidates the gate judges
+STAGES = ("scoring", "drift", "training", "gate")
 FAR = datetime(2100, 1, 1, tzinfo=UTC)  # "whenever the label lands": the frames keep every label
 PREDICTION = inference.PREDICTION
+HALVES = ("calibration", "held_out")
 
 
 @dataclass(frozen=True)
 class ReplayConfig:
     start: datetime = datetime(2013, 1, 1, tzinfo=UTC)
     end: datetime = datetime(2013, 12, 31, tzinfo=UTC)  # excluded: 52 weeks, the replay clock's cycle
+    held_out_from: datetime = datetime(2013, 7, 1, tzinfo=UTC)  # the rules were calibrated before it
     training_days: int = 56  # the training window, as training_pipeline's default (8 weeks)
     blind_every_days: int = 7
     drift_window_days: int = monitoring.WINDOW_DAYS
     evaluation_days: int = gating.EVALUATION_DAYS
+    missed_margin: float = 0.01  # a rejected candidate this much better the week after was a miss
     chunk_days: int = 28  # the features and frames are built four weeks at a time
     model: model.ModelConfig = field(default_factory=model.ModelConfig)
 
     def __post_init__(self) -> None:
-        for name in ("start", "end"):
+        for name in ("start", "end", "held_out_from"):
             value = getattr(self, name)
             if value.tzinfo is None or value.utcoffset() != timedelta(0) or value != _midnight(value):
                 raise ValueError(f"the replay's {name} must be a UTC midnight, got {value.isoformat()}")
-        if self.training_days < 7 or min(self.blind_every_days, self.drift_window_days, self.chunk_days) < 1:
-            raise ValueError("training_days must be at least 7, and the other periods at least 1 day")
+        if self.training_days < 14 or min(self.blind_every_days, self.drift_window_days, self.chunk_days) < 1:
+            raise ValueError("training_days must be at least 14, and the other periods at least 1 day")
         if self.first_day + timedelta(days=7) > self.end:
             raise ValueError(
                 f"the replay from {self.start:%Y-%m-%d} to {self.end:%Y-%m-%d} is shorter than the first "
@@ -122,30 +133,48 @@ class ReplayConfig:
             for n in starts
         ]
 
+    def half(self, at: datetime) -> str:
+        """The half a week or an event belongs to: the calibration half before the first week that
+        starts on or after `held_out_from`, the held-out half from it."""
+        boundary = next((w.start for w in self.weeks() if w.start >= self.held_out_from), self.end)
+        return "calibration" if at < boundary else "held_out"
+
     def to_dict(self) -> dict[str, object]:
-        return asdict(self) | {"start": self.start.isoformat(), "end": self.end.isoformat()}
+        return asdict(self) | {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "held_out_from": self.held_out_from.isoformat(),
+        }
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class Fit:
+    """A model trained on a window, and what the DAGs record with it."""
+
+    pipe: object
+    evaluation_start: datetime
+    base_rate: float
+    importance: dict[str, float]
+    reference: pd.DataFrame  # the training-feature sample, with the model's predictions
+
+
 @dataclass
 class Version:
-    """A model a policy trained: where its data came from and how it did on validation."""
+    """A model a policy trained: where its data came from."""
 
     number: int
     window: str  # the training window's key
-    cutoff: str  # its validation cutoff
     trained_at: str
-    validation_roc_auc: float
-    threshold: float = training.DEFAULT_THRESHOLD
 
 
 @dataclass
 class Event:
-    """Something a policy did: `retrain` (the drift check asked), `promote`, `reject`, `escalate`,
-    `training-failed`. A promotion names the version it replaced and the gate's outcome (none for
-    the blind policy, which has no gate)."""
+    """Something a policy did: `retrain` (the drift check asked), `promote`, `reject`, `escalate`
+    (`detail` starts with its kind), `incident` (a data-quality incident began), `training-failed`.
+    A promotion names the version it replaced and the gate's outcome (none for the blind policy)."""
 
     at: str
     kind: str
@@ -159,12 +188,12 @@ class Event:
 class PolicyState:
     name: str
     champion: int = 0
+    champion_since: str = ""  # when the champion started serving
     versions: list[Version] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     checks: list[dict] = field(default_factory=list)  # the loop's drift checks (drift.PastCheck fields)
-    last_retrain: dict | None = None  # the loop's last drift.Retrain, as a dict
-    escalated_for: list[str] = field(default_factory=list)  # retrains already escalated (once each)
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES[1:], 0.0))
+    retrains: list[dict] = field(default_factory=list)  # the loop's retrains (drift.Retrain fields)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
 class Replay:
@@ -176,10 +205,10 @@ class Replay:
         base = settings or Settings.from_env()
         # Its own lake, Feast repository and MLflow files: the replay never touches the running system.
         self.data = replace(base, state_dir=folder / "state", mlflow_tracking_uri=None)
-        self.rules = gating.load_rules()
-        self.drift_rules = monitoring.load_rules()
-        self.models: dict[tuple[str, int], tuple[object, pd.DataFrame]] = {}  # model and scored reference
-        self.fits: dict[str, tuple[datetime, training.Fitted, pd.DataFrame]] = {}  # by training window
+        self.rules: gate.Rules | None = None  # loaded when the walk starts
+        self.drift_rules: monitoring.MonitorRules | None = None
+        self.fits: dict[str, Fit] = {}  # by training window
+        self.scores: dict[str, tuple[int, np.ndarray]] = {}  # by training window: (first row, probabilities)
         self.frame: pd.DataFrame | None = None
         self.features: list[str] = []
         self.shared_seconds = {"features": 0.0, "frames": 0.0}
@@ -234,66 +263,74 @@ class Replay:
         self.shared_seconds["frames"] += time.perf_counter() - started
         return self.frame
 
-    def labelled(self, window: Interval, known_by: datetime) -> pd.DataFrame:
-        """The flights departing in `window` whose labels landed before `known_by`:
-        `pipeline.training_set(window, labels_by=known_by)`, from the frames."""
+    def rows(self, window: Interval) -> pd.DataFrame:
+        """The flights departing in `window`, every label kept (the frame's index is kept)."""
         frame = self.frame
         assert frame is not None
         start, end = frame["sched_dep_at"].searchsorted([window.start, window.end])
-        rows = frame.iloc[start:end]
+        return frame.iloc[start:end]
+
+    def labelled(self, window: Interval, known_by: datetime) -> pd.DataFrame:
+        """The flights departing in `window` whose labels landed before `known_by`:
+        `pipeline.training_set(window, labels_by=known_by)`, from the frames."""
+        rows = self.rows(window)
         return rows[rows["label_at"] < known_by]
 
     # --- Models ------------------------------------------------------------------------------------
 
+    def fit(self, window: Interval) -> Fit:
+        """The model of a training window, as `training_pipeline` trains it: the window's labelled
+        flights split by time, fitted, its importances and reference sample kept. Policies training
+        on the same window get the same model: it is fitted once."""
+        if window.key not in self.fits:
+            parts = training.split(self.labelled(window, window.end), window)
+            fitted = training.fit(self.config.model, parts.train, parts.validation, self.features)
+            reference = training.reference_sample(parts.train, self.features, self.config.model.seed)
+            self.fits[window.key] = Fit(
+                pipe=fitted.pipe,
+                evaluation_start=parts.evaluation_start,
+                base_rate=float(parts.train[model.LABEL].mean()),
+                importance=training.importance(fitted.pipe, parts.validation, self.features, self.config.model.seed),
+                reference=reference.assign(**{PREDICTION: fitted.pipe.predict_proba(reference[self.features])[:, 1]}),
+            )
+        return self.fits[window.key]
+
     def train(self, policy: str, window: Interval, at: datetime) -> Version:
-        """A candidate of `policy` trained on `window` at `at`, as `training_pipeline` trains one."""
+        """A candidate of `policy` trained on `window` at `at`."""
         started = time.perf_counter()
-        cutoff, fitted, reference = self._fit(window)
+        self.fit(window)
         state = self.state[policy]
-        version = Version(
-            number=len(state.versions) + 1,
-            window=window.key,
-            cutoff=cutoff.isoformat(),
-            trained_at=at.isoformat(),
-            validation_roc_auc=fitted.evaluation.overall["roc_auc"],
-        )
+        version = Version(number=len(state.versions) + 1, window=window.key, trained_at=at.isoformat())
         state.versions.append(version)
-        self.models[(policy, version.number)] = (fitted.pipe, reference)
         state.seconds["training"] += time.perf_counter() - started
         return version
 
-    def model(self, policy: str, number: int) -> tuple[object, pd.DataFrame]:
-        """A version's model and its reference sample; trained again from its window if this run
-        has not got it (a resumed replay): the same data and seed give the same model."""
-        key = (policy, number)
-        if key not in self.models:
-            _, fitted, reference = self._fit(Interval.from_key(self.state[policy].versions[number - 1].window))
-            self.models[key] = (fitted.pipe, reference)
-        return self.models[key]
-
-    def _fit(self, window: Interval) -> tuple[datetime, training.Fitted, pd.DataFrame]:
-        """Split the window's labelled flights (labels landed by its end), fit, keep the reference
-        sample scored by the model. Two policies retraining on the same window get the same model:
-        it is fitted once."""
-        if window.key not in self.fits:
-            train, validation, cutoff, _ = training.split(self.labelled(window, window.end), window)
-            fitted = training.fit(self.config.model, train, validation, self.features)
-            reference = training.reference_sample(train, self.features, self.config.model.seed)
-            reference = reference.assign(**{PREDICTION: fitted.pipe.predict_proba(reference[self.features])[:, 1]})
-            self.fits[window.key] = (cutoff, fitted, reference)
-        return self.fits[window.key]
+    def model_of(self, policy: str, number: int) -> Fit:
+        """A version's model; trained again from its window if this run has not got it (a resumed
+        replay): the same data and seed give the same model."""
+        return self.fit(Interval.from_key(self.state[policy].versions[number - 1].window))
 
     def predict(self, policy: str, number: int, rows: pd.DataFrame) -> np.ndarray:
-        import numpy as np
-
-        pipe, _ = self.model(policy, number)
-        return pipe.predict_proba(rows[self.features])[:, 1] if len(rows) else np.zeros(0)
+        """A version's probabilities for `rows` (rows of the frame, from its training window's start
+        on), each row scored once per model."""
+        key = self.state[policy].versions[number - 1].window
+        if key not in self.scores:
+            assert self.frame is not None
+            first = int(self.frame["sched_dep_at"].searchsorted(Interval.from_key(key).start))
+            later = self.frame[self.features].iloc[first:]
+            self.scores[key] = (first, self.model_of(policy, number).pipe.predict_proba(later)[:, 1])  # type: ignore[attr-defined]
+        first, probabilities = self.scores[key]
+        index = rows.index.to_numpy() - first
+        if len(index) and index.min() < 0:
+            raise ValueError(f"version {number} of {policy} asked to score flights before its training window {key}")
+        return probabilities[index]
 
     # --- The walk ----------------------------------------------------------------------------------
 
     def run(self, on_week: object = None) -> dict[str, object]:
         """Build what is missing, resume or start the walk, and return the summary."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.rules, self.drift_rules = gating.load_rules(), monitoring.load_rules()
         self.build_features()
         self.build_frames()
         if not self.resume():
@@ -311,24 +348,24 @@ class Replay:
 
     def start(self) -> None:
         """The first model, trained on the first window, and the gate's verdict on it."""
-        window = Interval(self.config.start, self.config.first_day)
-        version = self.train("static", window, self.config.first_day)
+        first = self.config.first_day
+        window = Interval(self.config.start, first)
+        version = Version(number=1, window=window.key, trained_at=first.isoformat())
+        for policy in POLICIES:
+            self.state[policy] = PolicyState(policy, versions=[version])
+        outcome, reasons = self.judge("loop", 1, first)
+        if outcome == "reject":
+            raise RuntimeError(f"the first model fails the gate's first-model rules: {'; '.join(reasons)}")
         for policy in POLICIES:
             state = self.state[policy]
-            state.versions = [version]
-            state.champion = 1
-            self.models[(policy, 1)] = self.models[("static", 1)]
-        outcome, reasons = self.judge("loop", 1, self.config.first_day)
-        loop = self.state["loop"]
-        if outcome == "reject":
-            raise RuntimeError(f"the first model fails the gate's value rules: {'; '.join(reasons)}")
-        loop.events.append(Event(self.config.first_day.isoformat(), "promote", 1, "the first model", gate=outcome))
+            state.champion, state.champion_since = 1, first.isoformat()
+            state.events.append(Event(first.isoformat(), "promote", 1, "the first model", gate=outcome))
 
     def step(self, day: datetime) -> None:
-        """One day: every champion scores the day's flights; at its end the loop's drift check, and
-        its retrain if asked; the blind policy's weekly retrain."""
+        """One day: every champion scores the day's flights; at its end the loop's drift check and
+        its retrain if asked, and the weekly retrains of the gated and blind policies."""
         at = day + timedelta(days=1)
-        rows = self.labelled(Interval(day, at), FAR)
+        rows = self.rows(Interval(day, at))
         for policy in POLICIES:
             started = time.perf_counter()
             state = self.state[policy]
@@ -340,118 +377,142 @@ class Replay:
         self.check(at)
         if (at - self.config.first_day).days % self.config.blind_every_days == 0 and at < self.config.end:
             window = Interval(at - timedelta(days=self.config.training_days), at)
-            version = self.train("blind", window, at)
             blind = self.state["blind"]
+            version = self.train("blind", window, at)
             blind.events.append(Event(at.isoformat(), "promote", version.number, "weekly", replaced=blind.champion))
-            blind.champion = version.number
+            blind.champion, blind.champion_since = version.number, at.isoformat()
+            self.retrain_and_judge("gated", at, "weekly")
 
     def check(self, at: datetime) -> None:
         """The loop's drift check at `at`, and what follows from it."""
         started = time.perf_counter()
         loop = self.state["loop"]
-        rules = self.drift_rules
+        policy = self.drift_rules.policy
+        champion = self.model_of("loop", loop.champion)
+
+        def scored(window: Interval | None) -> pd.DataFrame:
+            rows = self.rows(window) if window else champion.reference
+            return rows.assign(**{PREDICTION: self.predict("loop", loop.champion, rows)}) if window else rows
+
         window = Interval(at - timedelta(days=self.config.drift_window_days), at)
-        rows = self.labelled(window, FAR)
-        _, reference = self.model("loop", loop.champion)
-        champion = loop.versions[loop.champion - 1]
-        # The window as the champion sees it (days an earlier champion scored are scored again).
-        current = rows.assign(**{PREDICTION: self.predict("loop", loop.champion, rows)})
-        labelled = current[current["label_at"] < at]
-        observation, _, _ = monitoring.observe(
+        current = scored(window)
+        source = monitoring.reference_window(policy, window)
+        reference = scored(source)
+        production = monitoring.reference_window(replace(policy, reference="production"), window)
+        first = monitoring.baseline_window(policy, datetime.fromisoformat(loop.champion_since), window)
+        baseline = scored(first) if first else None
+        observation, _ = monitoring.observe(
             at,
             current,
-            labelled,
             reference,
+            current[current["label_at"] < at],
+            baseline[baseline["label_at"] < at] if baseline is not None else None,
             self.features,
-            champion.validation_roc_auc,
-            champion.threshold,
-            rules,
+            champion.importance,
+            self.drift_rules,
             report=False,
+            baseline_window=first.key if first else "",
+            recent=reference if source == production else scored(production),
         )
         past = [drift.PastCheck(**{**c, "at": datetime.fromisoformat(c["at"])}) for c in loop.checks]
-        decision = drift.decide(rules.policy, observation, drift.history(past))
-        retrain = self._last_retrain(past, at)
-        alert = drift.escalation(rules.policy, decision, drift.condition_since(past, at), retrain)
-        if alert and loop.last_retrain and loop.last_retrain["triggered_at"] in loop.escalated_for:
-            alert = None  # each retrain escalates once
-        if alert and loop.last_retrain:
-            loop.escalated_for.append(loop.last_retrain["triggered_at"])
-            loop.events.append(Event(at.isoformat(), "escalate", loop.champion, alert))
+        decision = drift.decide(policy, observation, drift.history(past))
+        alert = drift.escalation(policy, decision, at, past, self._retrains(past))
+        if decision.action == "incident" and (not past or past[-1].action != "incident"):
+            loop.events.append(Event(at.isoformat(), "incident", loop.champion, "; ".join(decision.reasons)))
+        if alert:
+            loop.events.append(Event(at.isoformat(), "escalate", loop.champion, f"{alert.kind}: {alert.message}"))
         loop.checks.append(
             {
                 "at": at.isoformat(),
                 "action": decision.action,
                 "condition": decision.condition,
                 "asked_retrain": decision.action == "retrain",
+                "escalated": alert.key if alert else "",
             }
         )
         loop.seconds["drift"] += time.perf_counter() - started
-        if decision.action != "retrain":
-            return
-        loop.events.append(Event(at.isoformat(), "retrain", None, "; ".join(decision.reasons)))
+        if decision.action == "retrain":
+            loop.events.append(Event(at.isoformat(), "retrain", None, "; ".join(decision.reasons)))
+            loop.retrains.append({"triggered_at": at.isoformat(), "outcome": "pending"})
+            loop.retrains[-1] |= self.retrain_and_judge("loop", at, "asked by the drift check")
+
+    def retrain_and_judge(self, policy: str, at: datetime, why: str) -> dict[str, object]:
+        """Train a candidate on the window before `at`, judge it against the champion, promote it if it
+        passes; return what became of it (a `drift.Retrain`'s fields)."""
+        state = self.state[policy]
         window = Interval(at - timedelta(days=self.config.training_days), at)
         try:
-            version = self.train("loop", window, at)
+            version = self.train(policy, window, at)
         except training.TrainingDataError as error:
-            loop.events.append(Event(at.isoformat(), "training-failed", None, str(error)))
-            loop.last_retrain = {"triggered_at": at.isoformat(), "outcome": "reject"}
-            return
-        outcome, reasons = self.judge("loop", version.number, at)
-        decided = {"triggered_at": at.isoformat(), "version": version.number, "decided_at": at.isoformat()}
-        if outcome == "reject":
-            loop.events.append(Event(at.isoformat(), "reject", version.number, "; ".join(reasons), gate=outcome))
-            loop.last_retrain = decided | {"outcome": "reject"}
-            return
-        loop.events.append(
-            Event(at.isoformat(), "promote", version.number, "passed the gate", replaced=loop.champion, gate=outcome)
+            state.events.append(Event(at.isoformat(), "training-failed", None, str(error)))
+            return {"outcome": "error"}
+        outcome, reasons = self.judge(policy, version.number, at)
+        decided = {"version": version.number, "decided_at": at.isoformat(), "outcome": outcome}
+        if outcome in ("reject", "error"):
+            state.events.append(Event(at.isoformat(), "reject", version.number, "; ".join(reasons), gate=outcome))
+            return decided
+        state.events.append(
+            Event(
+                at.isoformat(),
+                "promote",
+                version.number,
+                f"{why}: passed the gate",
+                replaced=state.champion,
+                gate=outcome,
+            )
         )
-        loop.last_retrain = decided | {"outcome": outcome}
-        loop.champion = version.number
+        state.champion, state.champion_since = version.number, at.isoformat()
+        return decided
 
-    def _last_retrain(self, past: list[drift.PastCheck], at: datetime) -> drift.Retrain | None:
-        last = self.state["loop"].last_retrain
-        if last is None:
-            return None
-        triggered = datetime.fromisoformat(last["triggered_at"])
-        if last.get("version") is None:
-            return drift.Retrain(triggered, "reject")
-        decided = datetime.fromisoformat(last["decided_at"])
-        judged = drift.judged_since(past, decided) + 1 if last["outcome"] != "reject" else 0
-        return drift.Retrain(triggered, last["outcome"], last["version"], decided, judged)
+    def _retrains(self, past: list[drift.PastCheck]) -> list[drift.Retrain]:
+        retrains = []
+        for found in self.state["loop"].retrains:
+            triggered = datetime.fromisoformat(found["triggered_at"])
+            decided = datetime.fromisoformat(found["decided_at"]) if found.get("decided_at") else None
+            judged = drift.judged_since(past, decided) + 1 if decided and found["outcome"] != "reject" else 0
+            retrains.append(drift.Retrain(triggered, found["outcome"], found.get("version"), decided, judged))
+        return retrains
 
     def judge(self, policy: str, number: int, at: datetime) -> tuple[str, list[str]]:
         """The promotion gate on `number` against the policy's champion, as `gating.evaluate_candidate`
         judges a version: same window, same rules, same decision function."""
         started = time.perf_counter()
         state = self.state[policy]
-        candidate = state.versions[number - 1]
+        candidate = self.model_of(policy, number)
         champion = state.champion if state.champion and state.champion != number else None
         try:
-            window = gating.evaluation_window(at, datetime.fromisoformat(candidate.cutoff), self.config.evaluation_days)
+            window = gating.evaluation_window(at, candidate.evaluation_start, self.config.evaluation_days)
             frame = gating.checked(self.labelled(window, at).copy(), window)
-        except gating.GateError as error:
+            cand_p = self.predict(policy, number, frame)
+            champ_p = self.predict(policy, champion, frame) if champion else None
+            facts = self._operational(policy, number, champion, frame)
+            rows = gating.evaluation_rows(frame, self.rules, training.DEFAULT_THRESHOLD, candidate.base_rate)
+            decision = gate.decide(
+                self.rules,
+                rows,
+                gate.Predictions(f"candidate version {number}", cand_p),
+                gate.Predictions(f"champion version {champion}", champ_p) if champion else None,
+                facts,
+            )
+        except gate.GateError as error:
             state.seconds["gate"] += time.perf_counter() - started
-            return "reject", [str(error)]
-        cand_p, facts = self._score_timed(policy, number, frame)
-        cand = gating.scores(frame, cand_p, candidate.threshold)
-        champ = None
-        if champion is not None:
-            champ = gating.scores(frame, self.predict(policy, champion, frame), candidate.threshold)
-        decision = gate.decide(self.rules, frame[model.LABEL].to_numpy(), cand, champ, facts)
+            return "error", [str(error)]
         state.seconds["gate"] += time.perf_counter() - started
         return decision.outcome, decision.reasons
 
-    def _score_timed(self, policy: str, number: int, frame: pd.DataFrame) -> tuple[np.ndarray, gate.Operational]:
-        """Probabilities with the latency and size the gate's operational rules read."""
-        import pickle
-
-        pipe, _ = self.model(policy, number)
-        started = time.perf_counter()
-        p = pipe.predict_proba(frame[self.features])[:, 1]
-        latency = (time.perf_counter() - started) * 1000 * 10_000 / len(frame)
-        size_mb = len(pickle.dumps(pipe)) / 1e6  # the replay's own models, in memory: never loaded from a file
-        # Latency varies from run to run; only its verdict, far inside the budget, enters the replay.
-        return p, gate.Operational(latency, size_mb, ())
+    def _operational(self, policy: str, number: int, champion: int | None, frame: pd.DataFrame) -> gate.Operational:
+        """The size of the candidate's model (pickled: the replay keeps its models in memory) and its
+        scoring time against the champion's, timed here as the gate times them."""
+        new = self.model_of(policy, number).pipe
+        size_mb = len(pickle.dumps(new)) / 1e6
+        if champion is None:
+            return gate.Operational(size_mb)
+        old = self.model_of(policy, champion).pipe
+        x = frame[self.features].head(gating.LATENCY_ROWS)
+        ratio, seconds = relative_latency(
+            lambda: new.predict_proba(x), lambda: old.predict_proba(x), gating.LATENCY_REPEATS
+        )  # type: ignore[attr-defined]
+        return gate.Operational(size_mb, ratio, seconds * 1000 * 10_000 / len(x))
 
     # --- Checkpoints -----------------------------------------------------------------------------
 
@@ -499,62 +560,150 @@ class Replay:
     # --- What came of it -------------------------------------------------------------------------
 
     def summary(self) -> dict[str, object]:
-        """Weekly quality per policy, the table's figures, the events and the regret of promotions."""
+        """Weekly quality per policy, the table's figures for the year and each half, the events, the
+        regret of promotions and the missed improvements of rejections."""
         import pandas as pd
 
         weeks = self.config.weeks()
         result: dict[str, object] = {
             "config": self.config.to_dict(),
             "weeks": [w.start.date().isoformat() for w in weeks],
+            "halves": {
+                half: [w.start.date().isoformat() for w in weeks if self.config.half(w.start) == half]
+                for half in HALVES
+            },
             "policies": {},
             "shared_seconds": dict(self.shared_seconds),
         }
         for policy in POLICIES:
             state = self.state[policy]
-            scored = pd.concat(self.predictions[policy], ignore_index=True) if self.predictions[policy] else None
+            scored = pd.concat(self.predictions[policy], ignore_index=True)
             weekly = []
             for week in weeks:
                 rows = scored[(scored["sched_dep_at"] >= week.start) & (scored["sched_dep_at"] < week.end)]
                 metrics = binary_metrics(rows["is_late"].to_numpy(), rows[PREDICTION].to_numpy(), 0.5)
-                weekly.append({"roc_auc": metrics["roc_auc"], "log_loss": metrics["log_loss"], "rows": len(rows)})
-            auc = [w["roc_auc"] for w in weekly]
-            loss = [w["log_loss"] for w in weekly]
-            kinds = [e.kind for e in state.events]
-            promotions = [e for e in state.events if e.kind == "promote" and e.replaced is not None]
+                weekly.append(
+                    {
+                        "week": week.start.date().isoformat(),
+                        "half": self.config.half(week.start),
+                        "roc_auc": metrics["roc_auc"],
+                        "log_loss": metrics["log_loss"],
+                        "rows": len(rows),
+                        "champions": sorted({int(v) for v in rows["version"]}),
+                    }
+                )
+            regret = self.regret(policy)
+            missed = self.missed(policy)
+            figures = {"year": self._figures(state, weekly, regret, missed, None)}
+            for half in HALVES:
+                figures[half] = self._figures(state, weekly, regret, missed, half)
             result["policies"][policy] = {  # type: ignore[index]
                 "weekly": weekly,
-                "mean_roc_auc": sum(auc) / len(auc),
-                "worst_week_roc_auc": min(auc),
-                "mean_log_loss": sum(loss) / len(loss),
-                "worst_week_log_loss": max(loss),
-                "retrains": len(state.versions) - 1,
-                "promotions": len(promotions),
-                "rejections": kinds.count("reject"),
-                "drift_retrain_requests": kinds.count("retrain"),
-                "escalations": kinds.count("escalate"),
-                "regret": self.regret(policy, promotions),
+                **figures,
+                "regret": regret,
+                "missed": missed,
                 "seconds": dict(state.seconds),
                 "events": [asdict(e) for e in state.events],
             }
         return result
 
-    def regret(self, policy: str, promotions: list[Event]) -> dict[str, object]:
-        """Promotions whose new champion was worse than the model it replaced on the week after."""
-        worse, judged = [], 0
-        for event in promotions:
-            at = datetime.fromisoformat(event.at)
-            week = Interval(at, min(at + timedelta(days=7), self.config.end))
-            replaced = event.replaced
-            rows = self.labelled(week, FAR)
-            if week.end - week.start < timedelta(days=7) or rows["is_late"].nunique() < 2:
-                continue  # the replay ended before the week did
-            judged += 1
+    def _figures(
+        self, state: PolicyState, weekly: list[dict], regret: list[dict], missed: list[dict], half: str | None
+    ) -> dict[str, object]:
+        """The table's figures over the year (`half` None) or one half."""
+
+        def inside(at: str) -> bool:
+            return half is None or self.config.half(datetime.fromisoformat(at)) == half
+
+        weeks = [w for w in weekly if half is None or w["half"] == half]
+        events = [e for e in state.events if inside(e.at)]
+        kinds = [e.kind for e in events]
+        promotions = [e for e in events if e.kind == "promote" and e.replaced is not None]
+        escalations: dict[str, int] = {}
+        for event in events:
+            if event.kind == "escalate":
+                kind = event.detail.split(":", 1)[0]
+                escalations[kind] = escalations.get(kind, 0) + 1
+        auc = [w["roc_auc"] for w in weeks]
+        loss = [w["log_loss"] for w in weeks]
+        judged = [r for r in regret if inside(r["at"])]
+        return {
+            "weeks": len(weeks),
+            "mean_roc_auc": sum(auc) / len(auc) if auc else float("nan"),
+            "worst_week_roc_auc": min(auc) if auc else float("nan"),
+            "mean_log_loss": sum(loss) / len(loss) if loss else float("nan"),
+            "worst_week_log_loss": max(loss) if loss else float("nan"),
+            "retrains": sum(1 for v in state.versions[1:] if inside(v.trained_at)),
+            "promotions": len(promotions),
+            "rejections": kinds.count("reject"),
+            "drift_retrain_requests": kinds.count("retrain"),
+            "escalations": escalations,
+            "regret": {"judged": len(judged), "worse": sum(1 for r in judged if r["worse"])},
+            "missed": sum(1 for m in missed if inside(m["at"]) and m["missed"]),
+        }
+
+    def _week_after(self, at: datetime) -> pd.DataFrame | None:
+        if at + timedelta(days=7) > self.config.end:
+            return None  # the replay ended before the week did
+        week = Interval(at, min(at + timedelta(days=7), self.config.end))
+        rows = self.rows(week)
+        if week.end - week.start < timedelta(days=7) or rows["is_late"].nunique() < 2:
+            return None  # the replay ended before the week did
+        return rows
+
+    def regret(self, policy: str) -> list[dict[str, object]]:
+        """Every promotion judged on the week after it: was the new champion worse than the model it replaced?"""
+        found = []
+        for event in self.state[policy].events:
+            if event.kind != "promote" or event.replaced is None:
+                continue
+            rows = self._week_after(datetime.fromisoformat(event.at))
+            if rows is None:
+                continue
             y = rows["is_late"].to_numpy()
             new = binary_metrics(y, self.predict(policy, event.version, rows), 0.5)["roc_auc"]  # type: ignore[arg-type]
-            old = binary_metrics(y, self.predict(policy, replaced, rows), 0.5)["roc_auc"]  # type: ignore[arg-type]
-            if new < old:
-                worse.append({"at": event.at, "version": event.version, "replaced": replaced, "roc_auc": [new, old]})
-        return {"judged": judged, "worse": len(worse), "promotions": worse}
+            old = binary_metrics(y, self.predict(policy, event.replaced, rows), 0.5)["roc_auc"]
+            found.append(
+                {
+                    "at": event.at,
+                    "version": event.version,
+                    "replaced": event.replaced,
+                    "roc_auc": [new, old],
+                    "worse": new < old,
+                }
+            )
+        return found
+
+    def missed(self, policy: str) -> list[dict[str, object]]:
+        """Every rejection judged on the week after it: was the candidate better than the champion it
+        would have replaced by at least `missed_margin`?"""
+        found = []
+        if policy not in GATED:
+            return found
+        champion = 1
+        for event in self.state[policy].events:
+            if event.kind == "promote":
+                champion = event.version or champion
+                continue
+            if event.kind != "reject" or event.version is None:
+                continue
+            rows = self._week_after(datetime.fromisoformat(event.at))
+            if rows is None:
+                continue
+            y = rows["is_late"].to_numpy()
+            new = binary_metrics(y, self.predict(policy, event.version, rows), 0.5)["roc_auc"]
+            old = binary_metrics(y, self.predict(policy, champion, rows), 0.5)["roc_auc"]
+            missed = new - old >= self.config.missed_margin
+            found.append(
+                {
+                    "at": event.at,
+                    "version": event.version,
+                    "champion": champion,
+                    "roc_auc": [new, old],
+                    "missed": missed,
+                }
+            )
+        return found
 
 
 def _midnight(value: datetime) -> datetime:

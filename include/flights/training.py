@@ -4,9 +4,12 @@ A training run is one parent MLflow run with one nested run per searched configu
 
 1. `prepare`: the point-in-time training set of the window's flights whose labels landed
    before the window's end, checked (not empty, enough rows, both classes, every feature
-   served), then split by time: the most recent `validation_fraction` of the window is
-   validation, and training keeps only labels known before validation starts.
-2. `train_candidate`: fit one configuration, evaluate it on validation, log everything.
+   served), then split by time (`split`): the last `evaluation_days` of the window are held out
+   for the promotion gate, the `validation_days` before them are validation, and training keeps
+   the flights before those whose labels were known before validation starts.
+2. `train_candidate`: fit one configuration, evaluate it on validation, log everything, the
+   features' permutation importance among it (`importance.json`: what drift monitoring weighs
+   drifted features by).
 3. `register_best`: the best candidate on validation ROC AUC becomes a model version, with
    its Feast feature service `<model>_v<version>`.
 4. `close`: whatever is still open once training is over failed: the parent, when a step after
@@ -39,7 +42,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.3  # about 1.5x the base rate of late flights: catches most of them
 REFERENCE_ROWS = 5000
-IMPORTANCE_ROWS = 5000
+IMPORTANCE_ROWS = 2000  # enough to rank the inputs; each one costs two predictions of these rows
+# Calibrated on January-June 2013 (docs/replay): each day of training data left out makes the model
+# staler, and weekly models trained up to 3 days before the gate's week scored better the week after
+# than with 5 or 10 days of validation. The gate's week is held out so that no row that fitted or
+# chose a candidate judges it.
+VALIDATION_DAYS = 3
+EVALUATION_DAYS = 7
+IMPORTANCE_ARTIFACT = "importance.json"
+REFERENCE_ARTIFACT = "reference/training_features.json"
 
 
 class TrainingDataError(ValueError):
@@ -51,7 +62,8 @@ class Prepared:
     """A training set split by time, kept as Parquet files for the training tasks."""
 
     window: str
-    cutoff: str
+    cutoff: str  # where validation starts
+    evaluation_start: str  # where validation ends: the gate's rows start here
     train_path: str
     validation_path: str
     train_rows: int
@@ -63,12 +75,9 @@ def prepare(
     settings: Settings,
     window: Interval,
     run_id: str,
-    validation_fraction: float = 0.2,
     min_rows: int = 1000,
 ) -> Prepared:
     """Build, check and split the training set of `window`; fail before training if it is unfit."""
-    if not 0 < validation_fraction < 1:
-        raise TrainingDataError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
     missing_days = pipeline.days_without_features(settings, window)
     if missing_days:
         raise TrainingDataError(
@@ -79,27 +88,53 @@ def prepare(
         labelled = pipeline.training_set(settings, window)
     except DataValidationError as error:
         raise TrainingDataError(f"no training data for {window}: {error}") from None
-    train, validation, cutoff, features = split(labelled, window, validation_fraction, min_rows)
+    parts = split(labelled, window, min_rows=min_rows)
     folder = settings.state_dir / "training" / run_id
     return Prepared(
         window=window.key,
-        cutoff=cutoff.isoformat(),
-        train_path=tracking.save_frame(train, folder / "train.parquet"),
-        validation_path=tracking.save_frame(validation, folder / "validation.parquet"),
-        train_rows=len(train),
-        validation_rows=len(validation),
-        features=features,
+        cutoff=parts.cutoff.isoformat(),
+        evaluation_start=parts.evaluation_start.isoformat(),
+        train_path=tracking.save_frame(parts.train, folder / "train.parquet"),
+        validation_path=tracking.save_frame(parts.validation, folder / "validation.parquet"),
+        train_rows=len(parts.train),
+        validation_rows=len(parts.validation),
+        features=parts.features,
     )
 
 
+@dataclass(frozen=True)
+class Split:
+    """A window's labelled flights split by time: training, then validation from `cutoff`; from
+    `evaluation_start` to the window's end the rows are left to the promotion gate."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    cutoff: datetime
+    evaluation_start: datetime
+    features: list[str]  # the model's input columns
+
+
 def split(
-    labelled: pd.DataFrame, window: Interval, validation_fraction: float = 0.2, min_rows: int = 1000
-) -> tuple[pd.DataFrame, pd.DataFrame, datetime, list[str]]:
-    """Check the window's labelled flights and split them by time: training, validation, the
-    cutoff between them and the model's input columns. Training keeps only the labels known
-    before validation starts. Raises `TrainingDataError` when the data cannot give a model."""
+    labelled: pd.DataFrame,
+    window: Interval,
+    validation_days: float = VALIDATION_DAYS,
+    evaluation_days: float = EVALUATION_DAYS,
+    min_rows: int = 1000,
+) -> Split:
+    """Check the window's labelled flights and split them by time. Validation keeps the labels known
+    before the gate's rows start, training those known before validation starts. Raises
+    `TrainingDataError` when the data cannot give a model."""
+    from datetime import timedelta
+
     if labelled.empty:
         raise TrainingDataError(f"empty window: no flight in {window} has a landed label")
+    evaluation_start = window.end - timedelta(days=evaluation_days)
+    cutoff = evaluation_start - timedelta(days=validation_days)
+    if cutoff <= window.start:
+        raise TrainingDataError(
+            f"the window {window} is too short: {validation_days:g} days of validation and {evaluation_days:g} days "
+            "held out for the promotion gate leave no day to train on"
+        )
     features = [*model.CATEGORICAL, *model.numeric_features(pipeline.all_feature_refs())]
     missing = [c for c in features if c not in labelled.columns or labelled[c].isna().all()]
     if missing:
@@ -107,16 +142,16 @@ def split(
 
     labelled = labelled.copy()
     labelled[features] = model.model_input(labelled, features)
-    cutoff = window.start + (window.end - window.start) * (1 - validation_fraction)
-    validation = labelled[labelled["sched_dep_at"] >= cutoff]
-    train = labelled[(labelled["sched_dep_at"] < cutoff) & (labelled["label_at"] < cutoff)]
+    departs, known = labelled["sched_dep_at"], labelled["label_at"]
+    validation = labelled[(departs >= cutoff) & (departs < evaluation_start) & (known < evaluation_start)]
+    train = labelled[(departs < cutoff) & (known < cutoff)]
     for name, part in (("training", train), ("validation", validation)):
         if len(part) < min_rows:
             raise TrainingDataError(f"too few rows: {len(part)} {name} rows in {window}, at least {min_rows} needed")
         classes = part[model.LABEL].nunique()
         if classes < 2:
             raise TrainingDataError(f"single-class labels: every {name} flight in {window} has the same label")
-    return train, validation, cutoff, features
+    return Split(train, validation, cutoff, evaluation_start, features)
 
 
 @dataclass(frozen=True)
@@ -147,8 +182,21 @@ def fit(
 
 
 def reference_sample(train: pd.DataFrame, features: list[str], seed: int) -> pd.DataFrame:
-    """The training-feature sample kept with a model: drift monitoring's reference."""
+    """The training-feature sample kept with a model: drift monitoring's reference when its rules
+    ask for the training data."""
     return train.sample(min(REFERENCE_ROWS, len(train)), random_state=seed)[features]
+
+
+def importance(pipe: object, validation: pd.DataFrame, features: list[str], seed: int) -> dict[str, float]:
+    """Each input's permutation importance on validation: how much ROC AUC drops when its values
+    are shuffled (a sample of `IMPORTANCE_ROWS`, two repeats, seeded)."""
+    from sklearn.inspection import permutation_importance
+
+    sample = validation.sample(min(IMPORTANCE_ROWS, len(validation)), random_state=seed)
+    found = permutation_importance(
+        pipe, sample[features], sample[model.LABEL], scoring="roc_auc", n_repeats=2, random_state=seed
+    )
+    return {name: float(value) for name, value in zip(features, found.importances_mean, strict=True)}
 
 
 def train_candidate(
@@ -185,7 +233,6 @@ def _fit_and_log(
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
-    from sklearn.inspection import permutation_importance
 
     mlflow.log_params(
         config.params()
@@ -194,6 +241,8 @@ def _fit_and_log(
             "train_rows": len(train),
             "validation_rows": len(validation),
             "validation_cutoff": prepared.cutoff,
+            "evaluation_start": prepared.evaluation_start,
+            "train_positive_rate": float(train[model.LABEL].mean()),
         }
     )
     tracking.log_dataset(train, "training", prepared.train_path, "training", model.LABEL)
@@ -206,22 +255,15 @@ def _fit_and_log(
         {"threshold": threshold, "overall": evaluation.overall, "slices": evaluation.slices}, "evaluation.json"
     )
 
-    sample = validation.sample(min(IMPORTANCE_ROWS, len(validation)), random_state=config.seed)
-    importance = permutation_importance(
-        pipe, sample[prepared.features], sample[model.LABEL], scoring="roc_auc", n_repeats=2, random_state=config.seed
-    )
+    importances = importance(pipe, validation, prepared.features, config.seed)
+    mlflow.log_dict(importances, IMPORTANCE_ARTIFACT)
     tracking.log_figures(
         tracking.evaluation_figures(
-            validation[model.LABEL].to_numpy(),
-            fitted.probabilities,
-            threshold,
-            pd.Series(importance.importances_mean, prepared.features),
+            validation[model.LABEL].to_numpy(), fitted.probabilities, threshold, pd.Series(importances)
         )
     )
     reference = reference_sample(train, prepared.features, config.seed)
-    mlflow.log_table(
-        reference.assign(**{c: reference[c].astype(str) for c in model.CATEGORICAL}), "reference/training_features.json"
-    )
+    mlflow.log_table(reference.assign(**{c: reference[c].astype(str) for c in model.CATEGORICAL}), REFERENCE_ARTIFACT)
     example = validation[prepared.features].head(5)
     logged = mlflow.sklearn.log_model(
         pipe,

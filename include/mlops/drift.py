@@ -1,37 +1,51 @@
-"""The drift monitor's policy: does production ask for a retrain, and did a retrain fail to help?
+"""The drift monitor's policy: is the data broken, has the world moved, has quality dropped, and
+did a retrain fail to help?
 
-Pure and typed, like the gate's: the per-feature drift verdicts of a report (Evidently's, gathered
-elsewhere), the realised quality of the labelled part of the window and the recent history go in;
-a decision with its reasons comes out. Nothing here reads data or talks to Airflow or MLflow.
+Pure and typed, like the gate's: what one check observed (data-quality findings, each feature's
+drift score against its own threshold, weighted by what the model uses, and the realised quality
+with its bootstrap interval), and the history of earlier checks and retrains, go in; a decision
+with its reasons comes out. Nothing here reads data or talks to Airflow or MLflow.
 
 `decide` answers one daily check:
 
-- `skip` when the window is too small to judge (fewer current or reference rows than the minimum);
-- `retrain` when the share of drifted features reaches `share_threshold`, or one feature's drift
-  score reaches `severe_score` (a unit change, a broken feed: one column moved by more than the
-  reference's whole spread), or any of the named `key_features` drifted (`prediction` names the
-  model's output), or the realised `quality_metric` (with at least `min_labelled_rows` labels) is
-  below the champion's validation figure by more than `quality_tolerance`;
+- `incident` when a data-quality check found a broken feed (`include.mlops.data_quality`): a
+  person is called and no retrain is asked for, since a model retrained on broken data is broken;
+- `retrain` when the model's inputs drifted, meaning the drifted features carry at least
+  `share_threshold` of the model's permutation importance (each feature drifts when its score
+  reaches its own threshold, calibrated from the data's own noise), or when realised quality is
+  below the champion's baseline by more than `quality_tolerance` with confidence (the lower bound
+  of the bootstrap interval of the loss is above the tolerance);
 - `hold` when one of those holds but a retrain may not be asked for now: a training run is queued
-  or running, or the last trigger is more recent than `cooldown`;
+  or running, or the last retrain was asked less than `cooldown_hours` ago;
+- `skip` when neither drift nor quality can be judged (too few rows, too few labels);
 - `no_drift` otherwise.
 
-`escalation` answers whether a person must be called: the condition still holds and either the
-retrain it triggered was rejected by the gate, or `escalate_after_runs` checks have passed since
-the retrained model was promoted.
+Quality is judged whenever enough labels exist, even when the window is too small for drift, and
+drift whenever the window and the reference are large enough. Columns that could not be judged are
+named in the reasons, with their share of the model's importance, never dropped from the share.
+
+`escalation` answers whether a person must be called: on the first check of a data-quality
+incident, or when the drift or quality condition persists although `escalate_after_retrains`
+retrains in a row since it began did not help (each rejected by the gate, or promoted with the
+condition still there `escalate_after_runs` checks later). Each condition escalates once.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-Action = Literal["skip", "no_drift", "retrain", "hold"]
-PREDICTION = "prediction"  # in `key_features`: the model's output distribution
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False}
+from include.mlops.data_quality import Finding
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Action = Literal["skip", "no_drift", "retrain", "hold", "incident"]
+Reference = Literal["production", "training", "seasonal"]
+REFERENCES = ("production", "training", "seasonal")
+EscalationKind = Literal["data_quality", "retrain_did_not_help"]
 
 
 class DriftRulesError(ValueError):
@@ -40,31 +54,45 @@ class DriftRulesError(ValueError):
 
 @dataclass(frozen=True)
 class DriftRules:
+    reference: Reference = "production"
+    reference_days: int = 28
     share_threshold: float = 0.5
-    severe_score: float | None = None
-    key_features: tuple[str, ...] = ()
     quality_metric: str = "roc_auc"
-    quality_tolerance: float = 0.03
+    quality_tolerance: float = 0.0
+    quality_confidence: float = 0.95
+    quality_resamples: int = 1000
+    baseline_days: int = 7
     min_current_rows: int = 1000
     min_reference_rows: int = 1000
-    min_labelled_rows: int = 500
-    cooldown_hours: float = 72.0
+    min_labelled_rows: int = 1000
+    cooldown_hours: float = 168.0
+    escalate_after_retrains: int = 2
     escalate_after_runs: int = 3
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key_features", tuple(self.key_features))
+        if self.reference not in REFERENCES:
+            raise DriftRulesError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
         if not 0 < self.share_threshold <= 1:
             raise DriftRulesError(f"share_threshold must be in (0, 1], got {self.share_threshold}")
-        if self.quality_metric not in HIGHER_IS_BETTER:
-            raise DriftRulesError(
-                f"quality_metric must be one of {', '.join(HIGHER_IS_BETTER)}, got {self.quality_metric!r}"
-            )
-        if self.severe_score is not None and self.severe_score <= 0:
-            raise DriftRulesError(f"severe_score must be positive (or null), got {self.severe_score}")
-        if self.quality_tolerance < 0 or self.cooldown_hours < 0:
-            raise DriftRulesError("quality_tolerance and cooldown_hours must not be negative")
-        if min(self.min_current_rows, self.min_reference_rows, self.min_labelled_rows, self.escalate_after_runs) < 1:
-            raise DriftRulesError("the minimum row counts and escalate_after_runs must be at least 1")
+        if self.quality_metric not in ("roc_auc", "log_loss", "brier"):
+            raise DriftRulesError(f"quality_metric must be roc_auc, log_loss or brier, got {self.quality_metric!r}")
+        if not 0.5 < self.quality_confidence < 1:
+            raise DriftRulesError(f"quality_confidence must be in (0.5, 1), got {self.quality_confidence}")
+        if self.quality_resamples < 100:
+            raise DriftRulesError(f"quality_resamples must be at least 100, got {self.quality_resamples}")
+        if self.cooldown_hours < 0:
+            raise DriftRulesError("cooldown_hours must not be negative")
+        counts = (
+            self.reference_days,
+            self.baseline_days,
+            self.min_current_rows,
+            self.min_reference_rows,
+            self.min_labelled_rows,
+            self.escalate_after_retrains,
+            self.escalate_after_runs,
+        )
+        if min(counts) < 1:
+            raise DriftRulesError("the day spans, minimum row counts and escalation counts must be at least 1")
 
     @property
     def cooldown(self) -> timedelta:
@@ -85,26 +113,64 @@ class DriftRules:
 
 
 @dataclass(frozen=True)
+class FeatureDrift:
+    """One monitored column: its drift score against its own threshold, and its weight (its share
+    of the model's permutation importance)."""
+
+    column: str
+    score: float
+    threshold: float
+    weight: float
+
+    @property
+    def drifted(self) -> bool:
+        return self.score >= self.threshold
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Realised quality of the labelled window against the champion's baseline; `loss` is how much
+    worse it is (in the metric's better direction) with its confidence interval."""
+
+    metric: str
+    realised: float
+    baseline: float
+    loss: float
+    low: float
+    high: float
+    rows: int
+    baseline_rows: int
+    baseline_window: str
+
+
+@dataclass(frozen=True)
 class Observation:
-    """One check: the report's verdicts and sizes, and the realised quality where labels landed."""
+    """What one check saw."""
 
     at: datetime
     current_rows: int
     reference_rows: int
-    drifted: Mapping[str, bool]  # feature -> drift detected
-    labelled_rows: int = 0
-    realised: float | None = None  # the quality metric on the labelled rows
-    champion_validation: float | None = None  # the same metric on the champion's validation set
-    scores: Mapping[str, float] = field(default_factory=dict)  # feature -> drift score
-    prediction_drifted: bool = False
+    features: tuple[FeatureDrift, ...] = ()  # the judged columns
+    not_judged: Mapping[str, str] = field(default_factory=dict)  # column -> why it could not be judged
+    weights: Mapping[str, float] = field(default_factory=dict)  # every monitored column -> importance share
+    prediction: FeatureDrift | None = None  # the model's output: reported, not a rule
+    incidents: tuple[Finding, ...] = ()
+    quality: Quality | None = None
+    quality_not_judged: str = ""  # why quality was not judged, when it was not
 
     @property
     def drifted_features(self) -> list[str]:
-        return sorted(name for name, drifted in self.drifted.items() if drifted)
+        return sorted(f.column for f in self.features if f.drifted)
 
     @property
     def drift_share(self) -> float:
-        return len(self.drifted_features) / len(self.drifted) if self.drifted else 0.0
+        """The share of the model's importance carried by drifted features (columns not judged
+        count in the denominator: they are reported, not dropped)."""
+        return sum(f.weight for f in self.features if f.drifted) / (sum(self.weights.values()) or 1.0)
+
+    @property
+    def not_judged_share(self) -> float:
+        return sum(self.weights.get(c, 0.0) for c in self.not_judged) / (sum(self.weights.values()) or 1.0)
 
 
 @dataclass(frozen=True)
@@ -120,16 +186,31 @@ class DriftDecision:
     action: Action
     reasons: tuple[str, ...]
     drifted_features: tuple[str, ...]
-    drift_share: float
-    quality_loss: float | None  # how far realised quality is below the champion's (None: not judged)
+    drift_share: float | None  # None: drift not judged
+    quality: Quality | None
+    incidents: tuple[Finding, ...] = ()
+    not_judged: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def condition(self) -> bool:
         """Drift or quality loss holds, whether or not a retrain is asked for now."""
         return self.action in ("retrain", "hold")
 
+    @property
+    def quality_loss(self) -> float | None:
+        return self.quality.loss if self.quality else None
+
     def to_dict(self) -> dict[str, object]:
-        return asdict(self) | {"condition": self.condition}
+        return {
+            "action": self.action,
+            "condition": self.condition,
+            "reasons": list(self.reasons),
+            "drifted_features": list(self.drifted_features),
+            "drift_share": self.drift_share,
+            "quality": asdict(self.quality) if self.quality else None,
+            "incidents": [finding.to_dict() for finding in self.incidents],
+            "not_judged": dict(self.not_judged),
+        }
 
 
 @dataclass(frozen=True)
@@ -140,6 +221,32 @@ class PastCheck:
     action: Action
     condition: bool
     asked_retrain: bool = False  # it triggered a training run
+    escalated: str = ""  # the key of the condition it escalated, if it did
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """A retrain the monitor asked for, and what became of its candidate."""
+
+    triggered_at: datetime
+    outcome: Literal["pending", "reject", "error", "promote", "first-model"] = "pending"
+    version: int | None = None
+    decided_at: datetime | None = None
+    checks_since_promotion: int = 0
+
+    @property
+    def helped(self) -> bool | None:
+        """None while its candidate is not judged, or promoted too recently to tell."""
+        if self.outcome == "pending":
+            return None
+        return self.outcome in ("promote", "first-model")
+
+
+@dataclass(frozen=True)
+class Escalation:
+    kind: EscalationKind
+    message: str
+    key: str  # the condition it is about: each condition escalates once
 
 
 def history(checks: Sequence[PastCheck], training_active: bool = False) -> History:
@@ -150,12 +257,24 @@ def history(checks: Sequence[PastCheck], training_active: bool = False) -> Histo
 
 def condition_since(checks: Sequence[PastCheck], at: datetime) -> datetime:
     """When the condition that holds at `at` began: the first check of the unbroken run of checks
-    (oldest first in `checks`) that saw it; skipped checks neither start nor break it."""
+    (oldest first in `checks`) that saw it; skipped checks and incidents neither start nor break it."""
+    since = at
+    for check in reversed(checks):
+        if check.action in ("skip", "incident"):
+            continue
+        if not check.condition:
+            break
+        since = check.at
+    return since
+
+
+def incident_since(checks: Sequence[PastCheck], at: datetime) -> datetime:
+    """When the data-quality incident that holds at `at` began (skipped checks do not break it)."""
     since = at
     for check in reversed(checks):
         if check.action == "skip":
             continue
-        if not check.condition:
+        if check.action != "incident":
             break
         since = check.at
     return since
@@ -166,103 +285,160 @@ def judged_since(checks: Sequence[PastCheck], since: datetime) -> int:
     return sum(1 for c in checks if c.at >= since and c.action != "skip")
 
 
-@dataclass(frozen=True)
-class Retrain:
-    """The last retrain the monitor asked for, and what became of its candidate."""
+def quality(
+    rules: DriftRules,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    baseline_labels: np.ndarray,
+    baseline_predictions: np.ndarray,
+    baseline_window: str,
+    seed: int = 0,
+) -> Quality:
+    """The realised quality of the labelled window against the baseline's, with the bootstrap
+    interval of the loss (each set of rows resampled on its own)."""
+    from include.mlops import bootstrap
 
-    triggered_at: datetime
-    outcome: Literal["pending", "reject", "promote", "first-model"] = "pending"
-    version: int | None = None
-    decided_at: datetime | None = None
-    checks_since_promotion: int = 0
+    metric = rules.quality_metric
+    gain = bootstrap.unpaired(
+        metric,
+        baseline_labels,
+        baseline_predictions,
+        labels,
+        predictions,
+        rules.quality_resamples,
+        rules.quality_confidence,
+        seed,
+    )  # how much better the baseline is: the loss
+    return Quality(
+        metric=metric,
+        realised=float(bootstrap.metric(metric, labels, predictions)),
+        baseline=float(bootstrap.metric(metric, baseline_labels, baseline_predictions)),
+        loss=gain.observed,
+        low=gain.low,
+        high=gain.high,
+        rows=len(labels),
+        baseline_rows=len(baseline_labels),
+        baseline_window=baseline_window,
+    )
 
 
 def decide(rules: DriftRules, observation: Observation, history: History) -> DriftDecision:
     """The action for one daily check; the reasons say what was seen and why it led there."""
-    drifted, share = tuple(observation.drifted_features), observation.drift_share
-    if observation.current_rows < rules.min_current_rows or observation.reference_rows < rules.min_reference_rows:
-        reason = (
-            f"too few rows to judge drift: {observation.current_rows} current (at least {rules.min_current_rows}) "
-            f"and {observation.reference_rows} reference (at least {rules.min_reference_rows})"
+    o = observation
+    drift_judged = o.current_rows >= rules.min_current_rows and o.reference_rows >= rules.min_reference_rows
+    drifted = tuple(o.drifted_features) if drift_judged else ()
+    share = o.drift_share if drift_judged else None
+    not_judged = dict(o.not_judged) if drift_judged else {}
+
+    def decision(action: Action, reasons: list[str]) -> DriftDecision:
+        return DriftDecision(action, tuple(reasons), drifted, share, o.quality, o.incidents, not_judged)
+
+    seen = []
+    if drift_judged:
+        seen.append(_drift_seen(o))
+        if o.not_judged:
+            seen.append(
+                f"not judged ({o.not_judged_share:.0%} of the importance): "
+                + ", ".join(f"{column} ({why})" for column, why in sorted(o.not_judged.items()))
+            )
+    else:
+        seen.append(
+            f"drift not judged: {o.current_rows} current rows (at least {rules.min_current_rows}) and "
+            f"{o.reference_rows} reference rows (at least {rules.min_reference_rows})"
         )
-        return DriftDecision("skip", (reason,), drifted, share, None)
+    seen.append(_quality_seen(rules, o.quality) if o.quality else f"quality not judged: {o.quality_not_judged}")
+
+    if o.incidents:
+        incident = [
+            "data-quality incident: " + "; ".join(f.detail for f in o.incidents),
+            "no retrain on broken data: a person must look",
+        ]
+        return decision("incident", incident + seen)
+    if not drift_judged and o.quality is None:
+        return decision("skip", seen)
 
     reasons = []
-    if observation.drifted and share >= rules.share_threshold:
-        reasons.append(
-            f"{len(drifted)} of {len(observation.drifted)} features drifted ({share:.0%}, threshold "
-            f"{rules.share_threshold:.0%})"
-        )
-    severe = sorted(name for name, score in observation.scores.items() if _severe(rules, score))
-    if severe:
-        worst = sorted(severe, key=lambda name: -observation.scores[name])
-        more = f" and {len(worst) - 3} more" if len(worst) > 3 else ""
-        reasons.append(
-            f"severe drift (score >= {rules.severe_score:g}): "
-            + ", ".join(f"{name} {observation.scores[name]:.2f}" for name in worst[:3])
-            + more
-        )
-    key = [
-        name
-        for name in rules.key_features
-        if (observation.prediction_drifted if name == PREDICTION else observation.drifted.get(name))
-    ]
-    if key:
-        reasons.append(f"key features drifted: {', '.join(key)}")
-    loss = _quality_loss(rules, observation)
-    if loss is not None and loss > rules.quality_tolerance:
-        reasons.append(
-            f"realised {rules.quality_metric} {observation.realised:.4f} on {observation.labelled_rows} labelled "
-            f"flights is {loss:.4f} worse than the champion's validation {observation.champion_validation:.4f} "
-            f"(tolerance {rules.quality_tolerance:g})"
-        )
+    if drift_judged and share is not None and share >= rules.share_threshold:
+        reasons.append(f"drift: {_drift_seen(o)}, at least {rules.share_threshold:.0%} asks for a retrain")
+    if o.quality is not None and o.quality.low > rules.quality_tolerance:
+        reasons.append(f"quality loss: {_quality_seen(rules, o.quality)}")
     if not reasons:
-        seen = f"{len(drifted)} of {len(observation.drifted)} features drifted ({share:.0%})"
-        return DriftDecision("no_drift", (seen,), drifted, share, loss)
+        return decision("no_drift", seen)
+    seen = [what for what in seen if not any(what in reason for reason in reasons)]  # nothing said twice
     if history.training_active:
-        return DriftDecision("hold", (*reasons, "a training run is already queued or running"), drifted, share, loss)
-    if history.last_trigger_at is not None and observation.at - history.last_trigger_at < rules.cooldown:
+        return decision("hold", [*reasons, "a training run is already queued or running", *seen])
+    if history.last_trigger_at is not None and o.at - history.last_trigger_at < rules.cooldown:
         until = history.last_trigger_at + rules.cooldown
         hold = (
             f"cooling down after the retrain asked at {history.last_trigger_at.isoformat()} (until {until.isoformat()})"
         )
-        return DriftDecision("hold", (*reasons, hold), drifted, share, loss)
-    return DriftDecision("retrain", tuple(reasons), drifted, share, loss)
+        return decision("hold", [*reasons, hold, *seen])
+    return decision("retrain", [*reasons, *seen])
 
 
 def escalation(
-    rules: DriftRules, decision: DriftDecision, condition_since: datetime | None, last: Retrain | None
-) -> str | None:
-    """The alert to send, or None: the condition persists although a retrain was tried."""
-    if not decision.condition or last is None or last.outcome == "pending":
+    rules: DriftRules, decision: DriftDecision, at: datetime, checks: Sequence[PastCheck], retrains: Sequence[Retrain]
+) -> Escalation | None:
+    """The alert to send, or None: a new data-quality incident, or a condition that retraining did
+    not fix. `checks` are the earlier checks (oldest first), `retrains` the retrains asked for."""
+    sent = {c.escalated for c in checks if c.escalated}
+    if decision.action == "incident":
+        since = incident_since(checks, at)
+        key = f"data_quality {since.isoformat()}"
+        if key in sent:
+            return None
+        found = "; ".join(f.detail for f in decision.incidents)
+        return Escalation("data_quality", f"data-quality incident since {since.isoformat()}: {found}", key)
+    if not decision.condition:
         return None
-    since = f" since {condition_since.isoformat()}" if condition_since else ""
-    what = "; ".join(reason for reason in decision.reasons if not _is_hold(reason))
-    if last.outcome == "reject":
-        return (
-            f"drift persists{since} ({what}): the retrain asked at {last.triggered_at.isoformat()} produced "
-            f"version {last.version}, which the promotion gate rejected"
-        )
-    if last.checks_since_promotion >= rules.escalate_after_runs:
-        return (
-            f"drift persists{since} ({what}): still present {last.checks_since_promotion} checks after version "
-            f"{last.version} was promoted on {last.decided_at.isoformat() if last.decided_at else 'an unknown date'}"
-        )
-    return None
-
-
-def _quality_loss(rules: DriftRules, observation: Observation) -> float | None:
-    realised, validation = observation.realised, observation.champion_validation
-    if observation.labelled_rows < rules.min_labelled_rows or realised is None or validation is None:
+    since = condition_since(checks, at)
+    key = f"retrain_did_not_help {since.isoformat()}"
+    recent = [r for r in retrains if r.triggered_at >= since][-rules.escalate_after_retrains :]
+    if key in sent or len(recent) < rules.escalate_after_retrains:
         return None
-    if math.isnan(realised) or math.isnan(validation):
+    if not all(_did_not_help(rules, r) for r in recent):
         return None
-    return validation - realised if HIGHER_IS_BETTER[rules.quality_metric] else realised - validation
+    what = "; ".join(reason for reason in decision.reasons if reason.startswith(("drift:", "quality loss:")))
+    tried = ", ".join(_tried(r) for r in recent)
+    return Escalation(
+        "retrain_did_not_help",
+        f"the condition persists since {since.isoformat()} ({what}) after {len(recent)} retrains: {tried}",
+        key,
+    )
 
 
-def _severe(rules: DriftRules, score: float) -> bool:
-    return rules.severe_score is not None and not math.isnan(score) and score >= rules.severe_score
+def _did_not_help(rules: DriftRules, retrain: Retrain) -> bool:
+    if retrain.helped is None:
+        return False
+    return not retrain.helped or retrain.checks_since_promotion >= rules.escalate_after_runs
 
 
-def _is_hold(reason: str) -> bool:
-    return reason.startswith(("cooling down", "a training run is already"))
+def _tried(retrain: Retrain) -> str:
+    asked = f"asked {retrain.triggered_at.isoformat()}"
+    if retrain.outcome in ("reject", "error"):
+        verdict = "rejected by the gate" if retrain.outcome == "reject" else "not judged (gate error)"
+        return f"{asked}: version {retrain.version} {verdict}" if retrain.version else f"{asked}: no candidate"
+    held = f"the condition still held {retrain.checks_since_promotion} checks later"
+    return f"{asked}: version {retrain.version} promoted, {held}"
+
+
+def _drift_seen(o: Observation) -> str:
+    drifted = sorted((f for f in o.features if f.drifted), key=lambda f: -f.weight)
+    names = ", ".join(f"{f.column} {f.score:.2f} >= {f.threshold:.2f}" for f in drifted[:5])
+    more = f" and {len(drifted) - 5} more" if len(drifted) > 5 else ""
+    listed = f" ({names}{more})" if drifted else ""
+    return (
+        f"{len(drifted)} of {len(o.features) + len(o.not_judged)} features drifted{listed}, "
+        f"{o.drift_share:.0%} of the model's importance"
+    )
+
+
+def _quality_seen(rules: DriftRules, q: Quality) -> str:
+    verdict = "worse" if q.loss > 0 else "better"
+    beyond = "beyond" if q.low > rules.quality_tolerance else "not beyond"
+    return (
+        f"realised {q.metric} {q.realised:.4f} on {q.rows} labelled flights is {abs(q.loss):.4f} {verdict} than "
+        f"the champion's {q.baseline:.4f} on its first production week {q.baseline_window} ({q.baseline_rows} "
+        f"flights); {rules.quality_confidence:.0%} CI of the loss [{q.low:+.4f}, {q.high:+.4f}], {beyond} the "
+        f"tolerance {rules.quality_tolerance:g}"
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +11,19 @@ if TYPE_CHECKING:
     import pandas as pd
 
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "positive_rate")
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "pr_auc": True,
+    "precision": True,
+    "recall": True,
+    "log_loss": False,
+    "brier": False,
+}
+
+
+def improvement(metric: str, new: float, old: float) -> float:
+    """How much better `new` is than `old`, in the metric's better direction."""
+    return new - old if HIGHER_IS_BETTER[metric] else old - new
 
 
 @dataclass(frozen=True)
@@ -68,3 +81,27 @@ def evaluate(
             for value in sorted(set(values) - {None})
         }
     return Evaluation(binary_metrics(y, p, threshold), by_slice, threshold)
+
+
+def relative_latency(new: Callable[[], object], old: Callable[[], object], repeats: int = 5) -> tuple[float, float]:
+    """How long `new` takes as a ratio to `old`, and `new`'s own seconds.
+
+    Both run in this process, alternately, `repeats` times each, on one thread (BLAS and OpenMP
+    pools limited to one), each timed by the CPU time this process spends (other processes on the
+    machine do not count) with its least run kept (noise only adds time). On a busy machine a
+    wall-clock time would grow with the load and a multi-threaded one would count the threads'
+    spinning while they wait for a core; one thread's CPU time measures the work alone.
+    """
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    seconds: dict[str, list[float]] = {"new": [], "old": []}
+    with threadpool_limits(limits=1):
+        for _ in range(repeats):
+            for name, call in (("new", new), ("old", old)):
+                started = time.process_time()
+                call()
+                seconds[name].append(time.process_time() - started)
+    fastest_new, fastest_old = min(seconds["new"]), min(seconds["old"])
+    return fastest_new / max(fastest_old, 1e-9), fastest_new

@@ -1,27 +1,41 @@
 """The promotion gate's policy: may a candidate model replace the champion?
 
-Pure and typed: the candidate's and the champion's scores on the same evaluation rows go in, a
-decision comes out with every check, its numbers and its verdict. Nothing here loads a model or
+Pure and typed: the evaluation rows (labels and slice columns), the candidate's and the champion's
+predictions on them, and the operational facts go in; a decision comes out with every check, its
+numbers and its verdict, and the list of what could not be checked. Nothing here loads a model or
 talks to MLflow; `include.flights.gating` gathers the inputs and records the decision.
 
 The rules (`Rules.from_dict`, usually from a YAML file):
 
 - `values`: absolute bounds on the candidate's metrics (`min` and/or `max`).
+- `baseline`: with no champion, the candidate must beat the constant predictor of the base rate
+  (the share of positives in its own training data) on each of `metrics` by at least
+  `min_relative_improvement`: a model that says 50% for every flight is not a first model.
 - `changes`: the candidate against the champion. The improvement is measured in the metric's
   better direction (higher ROC AUC, lower log loss), absolute or relative to the champion, and
   must reach `min_improvement`: a negative number is a non-inferiority margin, a positive one a
   required improvement.
 - `significance`: a paired bootstrap of the improvement in one metric over the same rows; with
-  `require`, the lower bound of its confidence interval must exceed `min_effect`, so that noise
-  (the same model registered twice, say) is not promoted.
-- `slices`: per value of each slice column with at least `min_support` rows, the metric may not
-  regress by more than `tolerance`: a model better on average but broken for one airport fails.
-- `operational`: scoring latency per 10,000 rows and model size within budget; every input of
-  the model's signature must be served (the feature service plus the request's own columns).
+  `require`, the lower bound of its confidence interval must exceed `min_effect` (a negative
+  `min_effect` is a non-inferiority margin held with confidence).
+- `slices`: for each value of each slice column with at least `min_support` rows and
+  `min_class_rows` of each class, the slice's own paired bootstrap: the slice fails when its
+  regression is beyond `tolerance` with confidence (the interval's upper bound is below
+  `-tolerance`), so one noisy carrier does not block a better model and a broken one does. The
+  `confidence` holds for all the slices checked together (a Bonferroni correction: with a hundred
+  destinations, a hundred 95% intervals would find a "regression" in noise), each slice's interval
+  being a normal one from its resamples' standard error. Slices too small to judge are listed as
+  not checked.
+- `operational`: the candidate's scoring time as a ratio to the champion's (both measured in the
+  same process on the same rows, on one thread, in CPU time, the least of repeats: what else the
+  machine runs does not count; `include.mlops.evaluation.relative_latency`), the model's size, and
+  every input of its signature served (the feature service plus the request's own columns). With
+  no champion the latency ratio is not checked.
 
-A metric a rule needs but the scores lack fails its check. With no champion, the checks that
-compare (changes, significance, slices) cannot run: the absolute ones (values, operational)
-decide, and a pass gives the outcome `first-model`.
+Inputs are validated first: predictions of the wrong length, NaN or outside [0, 1] raise
+`GateError` naming the model. A metric a rule needs but cannot be computed fails its check.
+With no champion, the comparing checks (changes, significance, slices) cannot run and a pass
+gives the outcome `first-model`.
 """
 
 from __future__ import annotations
@@ -31,24 +45,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Literal
 
+from include.mlops import bootstrap
+from include.mlops.evaluation import HIGHER_IS_BETTER, binary_metrics, improvement
+
 if TYPE_CHECKING:
     import numpy as np
 
 Outcome = Literal["promote", "reject", "first-model"]
 
-HIGHER_IS_BETTER = {
-    "roc_auc": True,
-    "pr_auc": True,
-    "precision": True,
-    "recall": True,
-    "log_loss": False,
-    "brier": False,
-}
-BOOTSTRAP_METRICS = ("roc_auc", "log_loss", "brier")
-
 
 class RulesError(ValueError):
     """The rule set is malformed; the message names the rule and the problem."""
+
+
+class GateError(RuntimeError):
+    """The gate cannot judge (malformed predictions, no evaluation data, an unknown version); the
+    message names the model or the data. Retrying does not help."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,18 @@ class ValueRule:
         _check_metric(self.metric, "values")
         if self.min is None and self.max is None:
             raise RulesError(f"values rule on {self.metric} needs a min or a max")
+
+
+@dataclass(frozen=True)
+class BaselineRule:
+    metrics: tuple[str, ...] = ("log_loss", "brier")
+    min_relative_improvement: float = 0.02
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        for metric in self.metrics:
+            if metric not in ("log_loss", "brier"):
+                raise RulesError(f"baseline rule: a constant predictor is judged on log_loss or brier, not {metric!r}")
 
 
 @dataclass(frozen=True)
@@ -83,37 +107,41 @@ class SignificanceRule:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.metric not in BOOTSTRAP_METRICS:
-            raise RulesError(f"significance supports {', '.join(BOOTSTRAP_METRICS)}, not {self.metric!r}")
-        if self.resamples < 100:
-            raise RulesError(f"significance needs at least 100 resamples, got {self.resamples}")
-        if not 0.5 < self.confidence < 1:
-            raise RulesError(f"significance confidence must be in (0.5, 1), got {self.confidence}")
+        _check_bootstrap(self.metric, self.resamples, self.confidence, "significance")
 
 
 @dataclass(frozen=True)
 class SliceRule:
     metric: str = "roc_auc"
-    columns: tuple[str, ...] = ("origin", "carrier")
-    min_support: int = 300
-    tolerance: float = 0.02
+    columns: tuple[str, ...] = ("origin", "carrier", "dest")
+    min_support: int = 100
+    min_class_rows: int = 10
+    tolerance: float = 0.03
+    resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_metric(self.metric, "slices")
         object.__setattr__(self, "columns", tuple(self.columns))
-        if self.min_support < 1 or self.tolerance < 0:
-            raise RulesError("slices need min_support >= 1 and tolerance >= 0")
+        _check_bootstrap(self.metric, self.resamples, self.confidence, "slices")
+        if self.min_support < 1 or self.min_class_rows < 1 or self.tolerance < 0:
+            raise RulesError("slices need min_support >= 1, min_class_rows >= 1 and tolerance >= 0")
 
 
 @dataclass(frozen=True)
 class OperationalRule:
-    max_latency_ms_per_10k: float = 2000.0
+    max_latency_ratio: float = 3.0
     max_model_mb: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.max_latency_ratio <= 0 or self.max_model_mb <= 0:
+            raise RulesError("operational budgets must be positive")
 
 
 @dataclass(frozen=True)
 class Rules:
     values: tuple[ValueRule, ...] = ()
+    baseline: BaselineRule | None = None
     changes: tuple[ChangeRule, ...] = ()
     significance: SignificanceRule | None = None
     slices: SliceRule | None = None
@@ -127,16 +155,17 @@ class Rules:
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise RulesError(f"unknown rule kinds: {', '.join(sorted(unknown))}")
+
+        def one(kind: type, name: str):  # -> an instance of `kind`, or None when the rule is absent
+            return _build(kind, data[name], name) if data.get(name) is not None else None
+
         return cls(
             values=tuple(_build(ValueRule, entry, "values") for entry in _entries(data, "values")),
+            baseline=one(BaselineRule, "baseline"),
             changes=tuple(_build(ChangeRule, entry, "changes") for entry in _entries(data, "changes")),
-            significance=_build(SignificanceRule, data["significance"], "significance")
-            if data.get("significance") is not None
-            else None,
-            slices=_build(SliceRule, data["slices"], "slices") if data.get("slices") is not None else None,
-            operational=_build(OperationalRule, data["operational"], "operational")
-            if data.get("operational") is not None
-            else None,
+            significance=one(SignificanceRule, "significance"),
+            slices=one(SliceRule, "slices"),
+            operational=one(OperationalRule, "operational"),
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -144,24 +173,35 @@ class Rules:
 
 
 @dataclass(frozen=True)
-class Scores:
-    """One model's scores on the evaluation rows: metrics overall and per slice (with "size")."""
+class EvaluationSet:
+    """The rows both models are judged on: labels, each row's slice values, the decision threshold
+    (for precision and recall) and the base rate the candidate was trained on (for `baseline`)."""
 
-    overall: Mapping[str, float]
-    slices: Mapping[str, Mapping[str, Mapping[str, float]]]
-    predictions: np.ndarray
+    labels: np.ndarray
+    slices: Mapping[str, np.ndarray] = field(default_factory=dict)
+    threshold: float = 0.5
+    base_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One model's probabilities on the evaluation rows; `model` names it in messages."""
+
+    model: str
+    p: np.ndarray
 
 
 @dataclass(frozen=True)
 class Operational:
-    latency_ms_per_10k: float
     model_mb: float
+    latency_ratio: float | None = None  # candidate's scoring time / champion's, same process and rows
+    latency_ms_per_10k: float | None = None  # the candidate's own, reported only
     unserved_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Check:
-    kind: str  # value, change, significance, slice, operational
+    kind: str  # value, baseline, change, significance, slice, operational
     name: str
     passed: bool
     detail: str
@@ -174,6 +214,8 @@ class Check:
 class Decision:
     outcome: Outcome
     checks: tuple[Check, ...]
+    not_checked: tuple[str, ...] = ()  # what a rule asked for but could not be judged, and why
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # "candidate"/"champion" -> overall
 
     @property
     def promoted(self) -> bool:
@@ -185,114 +227,78 @@ class Decision:
         return [check.detail for check in self.checks if not check.passed]
 
     def to_dict(self) -> dict[str, object]:
-        return {"outcome": self.outcome, "reasons": self.reasons, "checks": [asdict(c) for c in self.checks]}
+        return {
+            "outcome": self.outcome,
+            "reasons": self.reasons,
+            "checks": [asdict(c) for c in self.checks],
+            "not_checked": list(self.not_checked),
+            "metrics": self.metrics,
+        }
 
 
 def decide(
     rules: Rules,
-    labels: np.ndarray,
-    candidate: Scores,
-    champion: Scores | None,
+    evaluation: EvaluationSet,
+    candidate: Predictions,
+    champion: Predictions | None = None,
     operational: Operational | None = None,
 ) -> Decision:
-    """Apply every rule; the candidate passes only if every check passes."""
-    checks = [_value(rule, candidate.overall) for rule in rules.values]
+    """Apply every rule; the candidate passes only if every check passes.
+
+    Raises `GateError` naming the model when its predictions cannot be judged.
+    """
+    import numpy as np
+
+    labels = np.asarray(evaluation.labels)
+    for model in (candidate, champion):
+        if model is not None:
+            validate(model, len(labels))
+    slices = {c: np.asarray(v) for c, v in evaluation.slices.items()}
+    candidate_overall = binary_metrics(labels, candidate.p, evaluation.threshold)
+    metrics = {"candidate": candidate_overall}
+    not_checked: list[str] = []
+
+    checks = [_value(rule, candidate_overall) for rule in rules.values]
     if rules.operational is not None:
         if operational is None:
             raise ValueError("the rules have operational budgets but no operational facts were given")
-        checks += _operational(rules.operational, operational)
-    if champion is not None:
-        checks += [_change(rule, candidate.overall, champion.overall) for rule in rules.changes]
+        checks += _operational(rules.operational, operational, not_checked)
+    if champion is None:
+        if rules.baseline is not None:
+            checks += _baseline(rules.baseline, labels, candidate, evaluation.base_rate)
+    else:
+        champion_overall = binary_metrics(labels, champion.p, evaluation.threshold)
+        metrics["champion"] = champion_overall
+        checks += [_change(rule, candidate_overall, champion_overall) for rule in rules.changes]
         if rules.significance is not None:
-            checks.append(_significance(rules.significance, labels, candidate.predictions, champion.predictions))
+            checks.append(_significance(rules.significance, labels, candidate.p, champion.p))
         if rules.slices is not None:
-            checks += _slices(rules.slices, candidate.slices, champion.slices)
+            checks += _slices(rules.slices, labels, slices, candidate.p, champion.p, not_checked)
     passed = all(check.passed for check in checks)
     outcome: Outcome = "reject" if not passed else ("promote" if champion is not None else "first-model")
-    return Decision(outcome, tuple(checks))
+    return Decision(outcome, tuple(checks), tuple(not_checked), metrics)
 
 
-def improvement(metric: str, candidate: float, champion: float) -> float:
-    """How much better the candidate is, in the metric's better direction."""
-    return candidate - champion if HIGHER_IS_BETTER[metric] else champion - candidate
-
-
-def paired_bootstrap(
-    labels: np.ndarray,
-    candidate: np.ndarray,
-    champion: np.ndarray,
-    metric: str = "roc_auc",
-    resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """The improvement of `candidate` over `champion` in `metric` on the rows, and the percentile
-    confidence interval of a paired bootstrap (both models on the same resampled rows).
-
-    Each resample is a vector of row counts; the metric is computed for every resample at once as
-    a weighted metric (a weighted ROC AUC from one sort of the scores), not row by row.
-    """
+def validate(model: Predictions, rows: int) -> None:
+    """Refuse predictions the gate cannot judge, naming the model and what is wrong with them."""
     import numpy as np
 
-    y = np.asarray(labels, dtype=np.int8)
-    n = len(y)
-    rng = np.random.default_rng(seed)
-    weights = np.empty((resamples, n), dtype=np.float32)
-    for start in range(0, resamples, 100):  # in blocks: a 7k-row, 1000-resample matrix is 28 MB
-        block = min(100, resamples - start)
-        draws = rng.integers(0, n, size=(block, n))
-        offsets = (np.arange(block) * n)[:, None]
-        weights[start : start + block] = np.bincount((draws + offsets).ravel(), minlength=block * n).reshape(block, n)
-    observed = improvement(metric, _metric(metric, y, candidate, None), _metric(metric, y, champion, None))
-    deltas = np.array(
-        [
-            improvement(metric, c, h)
-            for c, h in zip(_metric(metric, y, candidate, weights), _metric(metric, y, champion, weights), strict=True)
-        ]
-    )
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(deltas, [tail, 100 - tail])
-    return float(observed), float(low), float(high)
-
-
-def _metric(metric: str, y: np.ndarray, p: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """`metric` of scores `p` for each row of `weights` (or unweighted, as a scalar array)."""
-    import numpy as np
-
-    p = np.asarray(p, dtype=np.float64)
-    w = np.ones((1, len(y)), dtype=np.float32) if weights is None else weights
-    if metric == "roc_auc":
-        value = _weighted_auc(y, p, w)
-    else:
-        clipped = np.clip(p, 1e-15, 1 - 1e-15)
-        losses = (
-            -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)) if metric == "log_loss" else (p - y) ** 2
-        ).astype(np.float64)
-        value = (w @ losses) / w.sum(axis=1)
-    return value if weights is not None else value[0]
-
-
-def _weighted_auc(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """ROC AUC per row of weights: the weighted share of (positive, negative) pairs ranked right,
-    ties counting one half.
-
-    The negatives are sorted once; each positive finds, by binary search, how many negatives
-    score below it and how many tie with it, the same in every resample. Per resample that leaves
-    a running sum of the negatives' weights and one weighted sum over the positives.
-    """
-    import numpy as np
-
-    positive = y.astype(bool)
-    order = np.argsort(p[~positive], kind="stable")
-    negatives = p[~positive][order]
-    below = np.searchsorted(negatives, p[positive], side="left")
-    up_to = np.searchsorted(negatives, p[positive], side="right")
-    neg_w, pos_w = w[:, ~positive][:, order], w[:, positive]
-    running = np.zeros((w.shape[0], neg_w.shape[1] + 1))
-    np.cumsum(neg_w, axis=1, out=running[:, 1:])
-    lower, upper = running[:, below], running[:, up_to]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (pos_w * (lower + upper)).sum(axis=1) / 2 / (pos_w.sum(axis=1) * running[:, -1])
+    p = np.asarray(model.p)
+    if p.ndim != 1 or len(p) != rows:
+        raise GateError(f"{model.model}: {p.shape} predictions for {rows} evaluation rows (one per row expected)")
+    try:
+        p = p.astype(np.float64)
+    except (TypeError, ValueError):
+        raise GateError(f"{model.model}: predictions are not numbers (dtype {p.dtype})") from None
+    missing = int(np.isnan(p).sum())
+    if missing:
+        raise GateError(f"{model.model}: {missing} of {rows} predictions are NaN")
+    outside = int(((p < 0) | (p > 1)).sum())
+    if outside:
+        raise GateError(
+            f"{model.model}: {outside} of {rows} predictions are outside [0, 1] "
+            f"(from {p.min():.4g} to {p.max():.4g}); probabilities were expected"
+        )
 
 
 def _value(rule: ValueRule, metrics: Mapping[str, float]) -> Check:
@@ -314,6 +320,29 @@ def _value(rule: ValueRule, metrics: Mapping[str, float]) -> Check:
     return Check("value", name, passed, f"candidate {rule.metric} {value:.4f} is {verdict} {bounds}", value, limit)
 
 
+def _baseline(rule: BaselineRule, labels: np.ndarray, candidate: Predictions, base_rate: float | None) -> list[Check]:
+    import numpy as np
+
+    checks = []
+    for metric in rule.metrics:
+        name = f"{metric} better than the constant base rate by {rule.min_relative_improvement:.0%}"
+        if base_rate is None or not 0 < base_rate < 1:
+            detail = f"no base rate of the candidate's training data to compare {metric} with (got {base_rate})"
+            checks.append(Check("baseline", name, False, detail))
+            continue
+        constant = bootstrap.metric(metric, labels, np.full(len(labels), base_rate))
+        value = bootstrap.metric(metric, labels, candidate.p)
+        relative = improvement(metric, value, constant) / constant
+        passed = relative >= rule.min_relative_improvement
+        detail = (
+            f"candidate {metric} {value:.4f} vs {constant:.4f} for the constant base rate {base_rate:.3f}: "
+            f"{relative:+.1%} {'>=' if passed else '<'} {rule.min_relative_improvement:.0%}"
+        )
+        numbers = {"candidate": value, "constant": constant, "base_rate": base_rate}
+        checks.append(Check("baseline", name, passed, detail, relative, rule.min_relative_improvement, numbers))
+    return checks
+
+
 def _change(rule: ChangeRule, candidate: Mapping[str, float], champion: Mapping[str, float]) -> Check:
     unit = " (relative)" if rule.relative else ""
     name = f"{rule.metric} improvement{unit} >= {rule.min_improvement:g}"
@@ -333,74 +362,109 @@ def _change(rule: ChangeRule, candidate: Mapping[str, float], champion: Mapping[
 
 
 def _significance(rule: SignificanceRule, labels: np.ndarray, candidate: np.ndarray, champion: np.ndarray) -> Check:
-    observed, low, high = paired_bootstrap(
-        labels, candidate, champion, rule.metric, rule.resamples, rule.confidence, rule.seed
-    )
-    interval = f"{rule.confidence:.0%} CI [{low:+.4f}, {high:+.4f}] over {rule.resamples} paired resamples"
-    passed = low > rule.min_effect or not rule.require
+    found = bootstrap.paired(rule.metric, labels, candidate, champion, rule.resamples, rule.confidence, rule.seed)
+    interval = found.describe(rule.confidence, rule.resamples)
+    passed = found.low > rule.min_effect or not rule.require
     if rule.require:
         verdict = "clears" if passed else "does not clear"
-        detail = f"{rule.metric} improvement {observed:+.4f}, {interval}: lower bound {verdict} {rule.min_effect:g}"
+        detail = f"{rule.metric} improvement {interval}: lower bound {verdict} {rule.min_effect:g}"
     else:
-        detail = f"{rule.metric} improvement {observed:+.4f}, {interval} (reported, not required)"
+        detail = f"{rule.metric} improvement {interval} (reported, not required)"
     name = f"{rule.metric} improvement significant above {rule.min_effect:g}"
-    numbers = {"improvement": observed, "ci_low": low, "ci_high": high}
-    return Check("significance", name, passed, detail, low, rule.min_effect, numbers)
+    numbers = {"improvement": found.observed, "ci_low": found.low, "ci_high": found.high}
+    return Check("significance", name, passed, detail, found.low, rule.min_effect, numbers)
 
 
 def _slices(
     rule: SliceRule,
-    candidate: Mapping[str, Mapping[str, Mapping[str, float]]],
-    champion: Mapping[str, Mapping[str, Mapping[str, float]]],
+    labels: np.ndarray,
+    slices: Mapping[str, np.ndarray],
+    candidate: np.ndarray,
+    champion: np.ndarray,
+    not_checked: list[str],
 ) -> list[Check]:
-    checks = []
+    checks: list[Check] = []
+    eligible = []
     for column in rule.columns:
-        if column not in candidate or column not in champion:
-            checks.append(
-                Check("slice", f"{column} slices", False, f"slice column {column} is missing from the scores")
-            )
+        if column not in slices:
+            checks.append(Check("slice", f"{column} slices", False, f"slice column {column} is missing from the rows"))
             continue
-        for value, metrics in sorted(candidate[column].items()):
-            size = metrics.get("size", 0.0)
-            cand, champ = _present(metrics, rule.metric), _present(champion[column].get(value, {}), rule.metric)
-            if size < rule.min_support or cand is None or champ is None:
-                continue  # too small to judge, or one class only (no ranking metric)
-            delta = improvement(rule.metric, cand, champ)
-            passed = delta >= -rule.tolerance
-            detail = (
-                f"slice {column}={value} ({size:.0f} rows): {rule.metric} {cand:.4f} vs champion {champ:.4f}, "
-                f"{'within' if passed else 'regresses past'} the tolerance {rule.tolerance:g} ({delta:+.4f})"
+        values = slices[column]
+        small = []
+        for value in sorted({v for v in values.tolist() if v is not None}, key=str):
+            rows = values == value
+            size, positives = int(rows.sum()), int(labels[rows].sum())
+            if size < rule.min_support or min(positives, size - positives) < rule.min_class_rows:
+                small.append(f"{value} ({size} rows, {positives} positive)")
+            else:
+                eligible.append((column, value, rows))
+        if small:
+            not_checked.append(
+                f"slices of {column} below {rule.min_support} rows or {rule.min_class_rows} of a class: "
+                + ", ".join(small)
             )
-            numbers = {"candidate": cand, "champion": champ, "size": size}
-            checks.append(
-                Check("slice", f"{column}={value} {rule.metric}", passed, detail, delta, -rule.tolerance, numbers)
-            )
+    each = 1 - (1 - rule.confidence) / max(len(eligible), 1)  # Bonferroni: the confidence holds for all
+    for column, value, rows in eligible:
+        y = labels[rows]
+        observed, deltas = bootstrap.paired_deltas(
+            rule.metric, y, candidate[rows], champion[rows], rule.resamples, rule.seed
+        )
+        found = bootstrap.normal(observed, deltas, each)
+        passed = found.high >= -rule.tolerance
+        cand = float(bootstrap.metric(rule.metric, y, candidate[rows]))
+        champ = float(bootstrap.metric(rule.metric, y, champion[rows]))
+        verdict = "within the tolerance" if passed else "regresses past the tolerance with confidence"
+        detail = (
+            f"slice {column}={value} ({int(rows.sum())} rows): {rule.metric} {cand:.4f} vs champion {champ:.4f}, "
+            f"improvement {found.observed:+.4f}, CI [{found.low:+.4f}, {found.high:+.4f}] "
+            f"({rule.confidence:.0%} over the {len(eligible)} slices checked): {verdict} {rule.tolerance:g}"
+        )
+        numbers = {
+            "candidate": cand,
+            "champion": champ,
+            "size": float(rows.sum()),
+            "ci_low": found.low,
+            "ci_high": found.high,
+            "confidence": each,
+        }
+        checks.append(
+            Check("slice", f"{column}={value} {rule.metric}", passed, detail, found.high, -rule.tolerance, numbers)
+        )
     return checks
 
 
-def _operational(rule: OperationalRule, facts: Operational) -> list[Check]:
-    latency_ok = facts.latency_ms_per_10k <= rule.max_latency_ms_per_10k
-    size_ok = facts.model_mb <= rule.max_model_mb
-    served = not facts.unserved_inputs
-    return [
-        Check(
-            "operational",
-            f"scoring latency <= {rule.max_latency_ms_per_10k:g} ms per 10k rows",
-            latency_ok,
-            f"scoring took {facts.latency_ms_per_10k:.0f} ms per 10k rows "
-            f"({'within' if latency_ok else 'over'} the {rule.max_latency_ms_per_10k:g} ms budget)",
-            facts.latency_ms_per_10k,
-            rule.max_latency_ms_per_10k,
-        ),
+def _operational(rule: OperationalRule, facts: Operational, not_checked: list[str]) -> list[Check]:
+    checks = []
+    if facts.latency_ratio is None:
+        not_checked.append("scoring latency: there is no champion to measure it against")
+    else:
+        fast = facts.latency_ratio <= rule.max_latency_ratio
+        own = f", {facts.latency_ms_per_10k:.0f} ms per 10k rows" if facts.latency_ms_per_10k is not None else ""
+        checks.append(
+            Check(
+                "operational",
+                f"scoring time <= {rule.max_latency_ratio:g}x the champion's",
+                fast,
+                f"the candidate scores in {facts.latency_ratio:.2f}x the champion's time{own} "
+                f"({'within' if fast else 'over'} the {rule.max_latency_ratio:g}x budget)",
+                facts.latency_ratio,
+                rule.max_latency_ratio,
+            )
+        )
+    small = facts.model_mb <= rule.max_model_mb
+    checks.append(
         Check(
             "operational",
             f"model size <= {rule.max_model_mb:g} MB",
-            size_ok,
+            small,
             f"the model is {facts.model_mb:.2f} MB "
-            f"({'within' if size_ok else 'over'} the {rule.max_model_mb:g} MB budget)",
+            f"({'within' if small else 'over'} the {rule.max_model_mb:g} MB budget)",
             facts.model_mb,
             rule.max_model_mb,
-        ),
+        )
+    )
+    served = not facts.unserved_inputs
+    checks.append(
         Check(
             "operational",
             "signature served by the feature service",
@@ -410,8 +474,9 @@ def _operational(rule: OperationalRule, facts: Operational) -> list[Check]:
             else f"inputs the feature service does not serve: {', '.join(facts.unserved_inputs)}",
             float(len(facts.unserved_inputs)),
             0.0,
-        ),
-    ]
+        )
+    )
+    return checks
 
 
 def _present(metrics: Mapping[str, float], name: str) -> float | None:
@@ -422,6 +487,15 @@ def _present(metrics: Mapping[str, float], name: str) -> float | None:
 def _check_metric(metric: str, kind: str) -> None:
     if metric not in HIGHER_IS_BETTER:
         raise RulesError(f"{kind} rule: unknown metric {metric!r} (known: {', '.join(HIGHER_IS_BETTER)})")
+
+
+def _check_bootstrap(metric: str, resamples: int, confidence: float, kind: str) -> None:
+    if metric not in bootstrap.METRICS:
+        raise RulesError(f"{kind} supports {', '.join(bootstrap.METRICS)}, not {metric!r}")
+    if resamples < 100:
+        raise RulesError(f"{kind} needs at least 100 resamples, got {resamples}")
+    if not 0.5 < confidence < 1:
+        raise RulesError(f"{kind} confidence must be in (0.5, 1), got {confidence}")
 
 
 def _entries(data: Mapping[str, object], kind: str) -> Sequence[Mapping[str, object]]:

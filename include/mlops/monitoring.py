@@ -1,20 +1,20 @@
-"""Drift and quality reports with Evidently 0.7, and the per-column verdicts the drift policy needs.
+"""Drift and quality reports with Evidently 0.7, and the per-column drift scores the policy needs.
 
-`data_drift` judges each column with Evidently's statistical test for its method, on the values
-Evidently's `ValueDrift` metric reads, and builds the report: one `ValueDrift` per column (plus
-`DriftedColumnsCount`), current first, whose scores and test results are the same verdicts (a test
-holds them to it). Without the report (`report=False`) a check costs a fiftieth. Each column's method and
-threshold are fixed by `DriftConfig` rather than left to Evidently's automatic choice, which
-switches to K-S p-values below 1,000 non-null rows: on the flights data that flagged two random
-halves of the same week as drifted in sparse columns. The defaults are the statistics Evidently
-itself uses on large samples: the Wasserstein distance normed by the reference's standard
-deviation for numeric columns and the Jensen-Shannon distance for categorical ones, both at 0.1.
+`data_drift` scores each column with Evidently's statistical test for its method, on the values
+Evidently's `ValueDrift` metric reads, and judges it against the column's own threshold (calibrated
+from the data's own noise, see `include.flights.calibration`); the report holds one `ValueDrift`
+per column, current first, with that threshold, so its tests are the same verdicts (a test holds
+them to it). Without the report (`report=False`) a check costs a fiftieth.
+
+Each column's method is fixed by `DriftConfig` rather than left to Evidently's automatic choice,
+which switches to K-S p-values below 1,000 non-null rows: the Wasserstein distance normed by the
+reference's standard deviation for numeric columns and the Jensen-Shannon distance for categorical
+ones, the statistics Evidently itself uses on large samples.
 
 Evidently builds its plots while it computes, about 0.13 s per column whatever the data size, and
 its computation grows with the rows; windows larger than `sample_rows` are sampled (seeded, so a
-rerun gives the same verdicts). How that size was chosen: `bench/drift.py` measures the drift
-score of two disjoint samples of the same data (the sampling noise) for several sizes; at 10,000
-rows a side the noise stays below half the 0.1 threshold and the verdicts match the full data's.
+rerun gives the same verdicts). The calibration draws the same samples as the checks, so the
+thresholds include that sampling noise; `bench/drift.py` measures it per sample size.
 """
 
 from __future__ import annotations
@@ -34,9 +34,7 @@ class DriftConfigError(ValueError):
 @dataclass(frozen=True)
 class DriftConfig:
     numeric_method: str = "wasserstein"
-    numeric_threshold: float = 0.1
     categorical_method: str = "jensenshannon"
-    categorical_threshold: float = 0.1
     sample_rows: int = 10_000
     seed: int = 0
     ignore: tuple[str, ...] = ()  # columns not monitored (calendar columns differ by construction)
@@ -45,8 +43,6 @@ class DriftConfig:
         object.__setattr__(self, "ignore", tuple(self.ignore))
         if self.sample_rows < 100:
             raise DriftConfigError(f"sample_rows must be at least 100, got {self.sample_rows}")
-        if min(self.numeric_threshold, self.categorical_threshold) <= 0:
-            raise DriftConfigError("drift thresholds must be positive")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> DriftConfig:
@@ -75,7 +71,7 @@ class DriftResult:
     reference_rows: int
     sampled_rows: tuple[int, int]  # what Evidently saw: current, reference
     snapshot: object | None  # the Evidently snapshot (HTML and JSON exports); None without a report
-    empty: list[str]  # columns without a value in the current or the reference sample: not judged
+    not_judged: dict[str, str]  # column -> why it was not judged (no values on one side, no threshold)
 
     def column(self, name: str) -> ColumnDrift:
         return next(c for c in self.columns if c.column == name)
@@ -91,15 +87,17 @@ def data_drift(
     reference: pd.DataFrame,
     numeric: Sequence[str],
     categorical: Sequence[str],
+    thresholds: Mapping[str, float],
     config: DriftConfig | None = None,
     report: bool = True,
 ) -> DriftResult:
     """The drift of every monitored column of `current` against `reference`, and Evidently's report.
 
-    Each column's score and verdict come from Evidently's own statistical test for the configured
-    method, on the same cleaned values its `ValueDrift` metric uses. `report=False` leaves the
-    report (its HTML and JSON) out, with the same verdicts, about 50 times faster: what a replay of
-    a whole year's daily checks needs.
+    Each column's score comes from Evidently's own statistical test for the configured method, on
+    the same cleaned values its `ValueDrift` uses, and its verdict from its threshold in
+    `thresholds`; a column without one, or without a value on one side, is not judged and says why.
+    `report=False` leaves the report (its HTML and JSON) out, with the same verdicts, about 50 times
+    faster: what a replay of a whole year's daily checks needs.
     """
     from evidently.legacy.calculations.stattests import get_stattest
     from evidently.legacy.core import ColumnType
@@ -114,14 +112,19 @@ def data_drift(
     frames = [
         sample(frame, config.sample_rows, config.seed)[columns].reset_index(drop=True) for frame in (current, reference)
     ]
-    # A column with no value on one side has no distribution to compare (a sparse sensor that
-    # reported nothing for days): it is listed as not judged, and Evidently, which refuses it, never sees it.
-    empty = [c for c in columns if any(frame[c].isna().all() for frame in frames)]
-    numeric, categorical = [c for c in numeric if c not in empty], [c for c in categorical if c not in empty]
+    # A column with no value on one side has no distribution to compare (a feed that went silent):
+    # it is listed as not judged, and Evidently, which refuses it, never sees it.
+    not_judged = {}
+    for column in columns:
+        side = [name for name, frame in zip(("window", "reference"), frames, strict=True) if frame[column].isna().all()]
+        if side:
+            not_judged[column] = f"no value in the {' or the '.join(side)}"
+        elif column not in thresholds:
+            not_judged[column] = "no calibrated threshold"
+    numeric = [c for c in numeric if c not in not_judged]
+    categorical = [c for c in categorical if c not in not_judged]
     columns = [*categorical, *numeric]
-    if not columns:
-        raise ValueError("no monitored column has values in both the current and the reference data")
-    methods = _methods(config, numeric, categorical)
+    methods = _methods(config, numeric, categorical, thresholds)
     verdicts = []
     for column in columns:
         (method, threshold), is_numeric = methods[column], column in numeric
@@ -135,15 +138,17 @@ def data_drift(
         current_rows=len(current),
         reference_rows=len(reference),
         sampled_rows=(min(len(current), config.sample_rows), min(len(reference), config.sample_rows)),
-        snapshot=_report(frames, numeric, categorical, config) if report else None,
-        empty=empty,
+        snapshot=_report(frames, methods, numeric, categorical) if report and columns else None,
+        not_judged=not_judged,
     )
 
 
-def _methods(config: DriftConfig, numeric: list[str], categorical: list[str]) -> dict[str, tuple[str, float]]:
+def _methods(
+    config: DriftConfig, numeric: list[str], categorical: list[str], thresholds: Mapping[str, float]
+) -> dict[str, tuple[str, float]]:
     """Each column's drift method and threshold."""
-    return {c: (config.categorical_method, config.categorical_threshold) for c in categorical} | {
-        c: (config.numeric_method, config.numeric_threshold) for c in numeric
+    return {c: (config.categorical_method, float(thresholds[c])) for c in categorical} | {
+        c: (config.numeric_method, float(thresholds[c])) for c in numeric
     }
 
 
@@ -157,28 +162,19 @@ def _clean(values: pd.Series, numeric: bool) -> pd.Series:
     return values.replace([-np.inf, np.inf], np.nan).dropna()
 
 
-def _report(frames: list[pd.DataFrame], numeric: list[str], categorical: list[str], config: DriftConfig) -> object:
-    """Evidently's drift report (current first) of the sampled frames: the drifted-columns count and
-    one `ValueDrift` per column, each with the configured method and threshold."""
+def _report(
+    frames: list[pd.DataFrame], methods: Mapping[str, tuple[str, float]], numeric: list[str], categorical: list[str]
+) -> object:
+    """Evidently's drift report (current first) of the sampled frames: one `ValueDrift` per column,
+    each with its method and its own threshold, so that its tests are the check's verdicts."""
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import DriftedColumnsCount, ValueDrift
+    from evidently.metrics import ValueDrift
 
     columns = [*categorical, *numeric]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     current, reference = (Dataset.from_pandas(frame[columns], definition) for frame in frames)
-    methods = _methods(config, numeric, categorical)
     report = Report(
-        [
-            DriftedColumnsCount(
-                columns=columns,
-                num_method=config.numeric_method,
-                num_threshold=config.numeric_threshold,
-                cat_method=config.categorical_method,
-                cat_threshold=config.categorical_threshold,
-            ),
-            *[ValueDrift(column=c, method=methods[c][0], threshold=methods[c][1]) for c in columns],
-        ],
-        include_tests=True,
+        [ValueDrift(column=c, method=methods[c][0], threshold=methods[c][1]) for c in columns], include_tests=True
     )
     return report.run(current, reference)
 

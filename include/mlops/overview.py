@@ -57,14 +57,17 @@ class GateDecision:
 @dataclass(frozen=True)
 class DriftCheck:
     at: str
-    action: str  # retrain, no_drift, hold, skip, escalate
+    action: str  # incident, retrain, no_drift, hold, skip
     champion_version: int
-    drift_share: float | None
+    drift_share: float | None  # the share of the model's importance that drifted
     realised_roc_auc: float | None
-    validation_roc_auc: float | None
+    baseline_roc_auc: float | None  # the champion's on its first production week
     drifted: str
+    incidents: str  # data-quality findings: "column check, ..."
+    not_judged: str  # columns drift could not judge
     reasons: str
     escalation: str
+    escalation_kind: str  # data_quality or retrain_did_not_help
     retrain_run_id: str  # the training run it triggered, if any
     airflow_run_id: str
     run_url: str
@@ -139,7 +142,8 @@ def model_versions(
 def gate_decisions(
     settings: Settings, model: str, found: list[ModelVersion], versions: list[Version]
 ) -> list[GateDecision]:
-    """The gate's latest decision on each judged version, newest first."""
+    """The gate's latest judgement of each judged version, newest first (every judgement is kept on the
+    version's run, under gate/<n>/)."""
     run_urls = {v.version: v.run_url for v in versions}
     decisions = []
     for v in found:
@@ -158,7 +162,9 @@ def gate_decisions(
                 airflow_dag_id=tags.get("gate.airflow.dag_id", ""),
                 airflow_run_id=tags.get("gate.airflow.run_id", ""),
                 version_url=settings.model_version_url(model, number),
-                report_url=run_urls[number] + "/artifacts/gate/report.md" if run_urls.get(number) else "",
+                report_url=f"{run_urls[number]}/artifacts/{tags['gate.report']}"
+                if run_urls.get(number) and tags.get("gate.report")
+                else "",
             )
         )
     return sorted(decisions, key=lambda d: (d.evaluated_at, d.version), reverse=True)
@@ -187,10 +193,13 @@ def drift_checks(settings: Settings, model: str) -> list[DriftCheck]:
                 champion_version=int(tags.get("drift.champion_version", 0)),
                 drift_share=metrics.get("drift_share") if computed else None,
                 realised_roc_auc=metrics.get("realised_roc_auc"),
-                validation_roc_auc=metrics.get("champion_validation_roc_auc"),
+                baseline_roc_auc=metrics.get("baseline_roc_auc"),
                 drifted=tags.get("drift.drifted", ""),
+                incidents=tags.get("drift.incidents", ""),
+                not_judged=tags.get("drift.not_judged", ""),
                 reasons=tags.get("drift.reasons", ""),
                 escalation=tags.get("drift.escalation", ""),
+                escalation_kind=tags.get("drift.escalation_kind", ""),
                 retrain_run_id=tags.get("drift.retrain_run_id", ""),
                 airflow_run_id=tags.get("airflow.run_id", ""),
                 run_url=url,

@@ -1,7 +1,7 @@
-"""The drift timeline as an SVG chart: per day, the drift share and the realised ROC AUC of the
-champion (beside its validation ROC AUC), with retrain triggers, promotions, rollbacks, the gate's
-rejections and escalations marked above the plot. Drawn on the server, so the view needs no
-script; every point and marker has a tooltip.
+"""The drift timeline as an SVG chart: per day, the drift share (of the model's importance) and the
+realised ROC AUC of the champion (beside its ROC AUC on its first production week), with retrain
+triggers, promotions, rollbacks, the gate's rejections and escalations marked above the plot.
+Drawn on the server, so the view needs no script; every point and marker has a tooltip.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ LEFT, RIGHT, TOP, BOTTOM = 48, 16, 52, 56
 SERIES = {  # name: (label, colour, dashed)
     "drift_share": ("drift share", "#d97706", False),
     "realised": ("realised ROC AUC", "#2563eb", False),
-    "validation": ("champion's validation ROC AUC", "#2563eb", True),
+    "baseline": ("champion's first production week", "#2563eb", True),
 }
 MARKERS = {  # kind: (label, colour, glyph)
     "retrain": ("retrain triggered", "#d97706", "triangle"),
@@ -36,7 +36,7 @@ class Day:
     day: date
     drift_share: float | None
     realised: float | None
-    validation: float | None
+    baseline: float | None
     summary: str  # the day's last check, for the tooltip
 
 
@@ -56,11 +56,12 @@ def timeline(
     for check in checks:  # oldest first, so a day's last check wins
         day = date.fromisoformat(check.at[:10])
         summary = f"{day}: {check.action} (champion v{check.champion_version}) {check.reasons}"
-        days[day] = Day(day, check.drift_share, check.realised_roc_auc, check.validation_roc_auc, summary)
+        days[day] = Day(day, check.drift_share, check.realised_roc_auc, check.baseline_roc_auc, summary)
         if check.retrain_run_id:
             markers.append(Marker(day, "retrain", f"{day}: retrain triggered: {check.drifted or check.reasons}"))
         if check.escalation:
-            markers.append(Marker(day, "escalation", f"{day}: {check.escalation}"))
+            kind = check.escalation_kind.replace("_", " ")
+            markers.append(Marker(day, "escalation", f"{day}: escalated ({kind}): {check.escalation}"))
     for move in moves:
         if move.status == "FINISHED":
             kind = "promotion" if move.action == "promote" else "rollback"

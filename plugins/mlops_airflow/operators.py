@@ -19,10 +19,13 @@ class PromotionGateOperator(BaseOperator):
     """Compare a candidate model version with the champion and record the decision.
 
     Both are scored on the same out-of-time evaluation set (the labelled flights of the
-    `evaluation_days` whole UTC days before the run's time, through the feature store); the rule
-    set decides (see `include.mlops.gate`). The decision is recorded as `gate/decision.json` and
-    `gate/report.md` on the candidate's run, as tags on the model version, and returned (XCom)
-    for the promotion task, which skips on a rejection. Nothing is promoted here.
+    `evaluation_days` whole UTC days before the run's time, never before the end of the
+    candidate's validation data, through the feature store); the rule set decides (see
+    `include.mlops.gate`). Each judgement is appended to the candidate's run as
+    `gate/<n>/decision.json` and `gate/<n>/report.md`, described by tags on the model version, and
+    returned (XCom) for the promotion task, which skips on a rejection. Nothing is promoted here.
+    A judgement that cannot be made (malformed predictions, no evaluation data) is recorded with
+    the decision `error` and fails the task without a retry: retrying cannot fix it.
 
     :param candidate_version: the version to judge (templated, e.g. from the register task's XCom).
     :param model_name: the registered model (templated); default: the settings' `MLOPS_MODEL_NAME`.
@@ -59,7 +62,7 @@ class PromotionGateOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from include.flights import gating
-        from include.mlops.gate import RulesError
+        from include.mlops.gate import GateError, RulesError
         from mlops_airflow.context import airflow_ids, run_day
         from mlops_airflow.hooks import MlflowHook
 
@@ -76,7 +79,7 @@ class PromotionGateOperator(BaseOperator):
             rules = gating.load_rules(self.rules)
             at = run_day(context)
             result = gating.evaluate_candidate(settings, version, at, rules, self.evaluation_days, airflow_ids(context))
-        except (RulesError, gating.GateError) as error:
+        except (RulesError, GateError) as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix it
         ModelVersionLink().persist(context, result["model_version_url"])
         GateReportLink().persist(context, result["report_url"])
@@ -87,9 +90,11 @@ class PromotionGateOperator(BaseOperator):
 class DriftCheckOperator(BaseOperator):
     """Compare production's recent predictions with the champion's training data; decide.
 
-    Evidently reports data drift of every monitored feature and of the prediction, and the
-    classification quality of the flights whose labels landed; the drift policy decides whether
-    to ask for a retrain (see `include.flights.monitoring` and `include.mlops.drift`). The check
+    Data-quality checks, Evidently's drift of every monitored feature and of the prediction
+    against the reference, and the realised quality of the flights whose labels landed against the
+    champion's first production week; the drift policy decides whether a person must look at broken
+    data, whether to ask for a retrain, and whether to escalate (see `include.flights.monitoring`
+    and `include.mlops.drift`). The check
     is recorded as a run of the MLflow experiment `drift_monitoring`, with the reports as HTML
     and JSON; the task's extra links open the Evidently report and that run. The decision is
     returned (XCom) for the tasks that trigger training and escalate. It skips when there is no
