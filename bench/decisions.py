@@ -9,7 +9,7 @@ calibration of `include/flights/`:
    window, the other both the drift reference and the quality baseline; the model is the one
    trained on the eight weeks before the pooled span. A trial fails if the check asks for a retrain
    or reports an incident. The issue's bar: no retrain in at least 95% of the trials.
-2. **Injected faults**: on twelve weeks spread across the year, each of a stuck temperature sensor,
+2. **Injected faults**: on ten weeks spread across the year, each of a stuck temperature sensor,
    a temperature feed in Celsius, a silent and a half-silent weather feed, and one carrier rising to
    60% of the flights, against the four weeks before. A fault counts as found when the check decides
    `incident` and names the faulty column.
@@ -135,7 +135,7 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     folder = tempfile.mkdtemp(prefix="bench-decisions-", dir="/tmp")
     print(
-        "building the features of 2013 and judging 30 same-distribution trials and 60 injected faults ...", flush=True
+        "building the features of 2013 and judging 30 same-distribution trials and 50 injected faults ...", flush=True
     )
     try:
         found = isolated(run, folder, log=logs / "decisions.log")

@@ -118,6 +118,27 @@ def test_each_injected_fault_is_an_incident_naming_the_column(frames, fault, exp
         assert column in decision.reasons[0]
 
 
+def test_without_recent_production_the_reference_judges_data_quality(frames) -> None:
+    """A model's first production days: the predictions log holds too little before the window,
+    so a feed in Celsius is judged against the reference (the training sample) and still found."""
+    reference, week, inputs = frames
+    rules = monitoring.load_rules({"policy": {"reference": "training"}})
+    broken = week.assign(weather__temp=(week["weather__temp"] - 32) * 5 / 9, prediction=0.2)
+    observation, _ = monitoring.observe(
+        datetime(2026, 11, 23, tzinfo=UTC),
+        broken,
+        reference.assign(prediction=0.2),
+        broken,
+        None,
+        inputs,
+        None,
+        rules,
+        report=False,
+        recent=reference.head(10),
+    )
+    assert ("weather__temp", "out_of_range") in {(f.column, f.check) for f in observation.incidents}
+
+
 def test_a_silent_feed_is_named_among_the_columns_drift_could_not_judge(frames) -> None:
     reference, week, inputs = frames
     decision = check(silent_feed(week), reference, inputs)

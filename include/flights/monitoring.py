@@ -159,18 +159,19 @@ def observe(
     recent: pd.DataFrame | None = None,
 ) -> tuple[drift.Observation, DriftResult | None]:
     """What one check sees: drift of the champion's inputs (and of its prediction) in `current`
-    against `reference`, and their data quality against `recent` production (by default the
-    reference: the limits were calibrated on the weeks before the window), when each is large
-    enough; and the realised quality of the `labelled` rows against the labelled `baseline` (its
-    first production week; None when it has none yet). Returns the drift result too, with
-    Evidently's report when `report`."""
+    against `reference`, and their data quality against `recent` production (the limits were
+    calibrated on the weeks before the window; the reference stands in when `recent` is None or too
+    small, as in a model's first production days, so that a broken feed is caught from its first
+    check), when each is large enough; and the realised quality of the `labelled` rows against the
+    labelled `baseline` (its first production week; None when it has none yet). Returns the drift
+    result too, with Evidently's report when `report`."""
     from include.mlops.monitoring import data_drift
 
     policy = rules.policy
     numeric, categorical = monitored(inputs, rules.report)
     columns = [*numeric, *categorical]
     share = weights(importance, columns)
-    recent = reference if recent is None else recent
+    recent = reference if recent is None or len(recent) < policy.min_reference_rows else recent
     result, findings, unchecked, features, prediction = None, [], [], (), None
     if len(current) >= policy.min_current_rows and len(recent) >= policy.min_reference_rows:
         profiles = data_quality.profile(current, recent, numeric, categorical)
