@@ -65,7 +65,7 @@ test-stack: install
 test-replay-airflow: install
 	$(BIN)/pytest -m airflow_replay -s
 
-# The loop and two baselines replayed over 2013: state/replay/report.md, quality.png, and a run in
+# The loop and three other policies replayed over 2013: state/replay/report.md, quality.png, and a run in
 # MLflow's experiment `replay`. An interrupted replay resumes where it stopped.
 replay: install
 	$(BIN)/python -m include.cli replay
