@@ -61,7 +61,7 @@ test-stack: install
 	$(BIN)/pytest -m stack -s
 
 # Two weeks of the replay through Airflow's scheduler (backfills of the DAGs), checked against the
-# library replay of the same days. About 13 minutes: not part of `make test` nor of CI.
+# library replay of the same days. About 19 minutes: not part of `make test` nor of CI.
 test-replay-airflow: install
 	$(BIN)/pytest -m airflow_replay -s
 
