@@ -642,14 +642,17 @@ class Replay:
             "missed": sum(1 for m in missed if inside(m["at"]) and m["missed"]),
         }
 
-    def _week_after(self, at: datetime) -> pd.DataFrame | None:
-        if at + timedelta(days=7) > self.config.end:
-            return None  # the replay ended before the week did
-        week = Interval(at, min(at + timedelta(days=7), self.config.end))
-        rows = self.rows(week)
-        if week.end - week.start < timedelta(days=7) or rows["is_late"].nunique() < 2:
-            return None  # the replay ended before the week did
-        return rows
+    def _week_after(self, policy: str, at: str, new: int, old: int) -> tuple[float, float] | None:
+        """The ROC AUC of versions `new` and `old` of `policy` on the week after `at`; None when the
+        replay ends before that week does or the week has one class only."""
+        start = datetime.fromisoformat(at)
+        if start + timedelta(days=7) > self.config.end:
+            return None
+        rows = self.rows(Interval(start, start + timedelta(days=7)))
+        if rows["is_late"].nunique() < 2:
+            return None
+        y = rows["is_late"].to_numpy()
+        return tuple(binary_metrics(y, self.predict(policy, v, rows), 0.5)["roc_auc"] for v in (new, old))  # type: ignore[return-value]
 
     def regret(self, policy: str) -> list[dict[str, object]]:
         """Every promotion judged on the week after it: was the new champion worse than the model it replaced?"""
@@ -657,12 +660,10 @@ class Replay:
         for event in self.state[policy].events:
             if event.kind != "promote" or event.replaced is None:
                 continue
-            rows = self._week_after(datetime.fromisoformat(event.at))
-            if rows is None:
+            auc = self._week_after(policy, event.at, event.version, event.replaced)  # type: ignore[arg-type]
+            if auc is None:
                 continue
-            y = rows["is_late"].to_numpy()
-            new = binary_metrics(y, self.predict(policy, event.version, rows), 0.5)["roc_auc"]  # type: ignore[arg-type]
-            old = binary_metrics(y, self.predict(policy, event.replaced, rows), 0.5)["roc_auc"]
+            new, old = auc
             found.append(
                 {
                     "at": event.at,
@@ -687,20 +688,17 @@ class Replay:
                 continue
             if event.kind != "reject" or event.version is None:
                 continue
-            rows = self._week_after(datetime.fromisoformat(event.at))
-            if rows is None:
+            auc = self._week_after(policy, event.at, event.version, champion)
+            if auc is None:
                 continue
-            y = rows["is_late"].to_numpy()
-            new = binary_metrics(y, self.predict(policy, event.version, rows), 0.5)["roc_auc"]
-            old = binary_metrics(y, self.predict(policy, champion, rows), 0.5)["roc_auc"]
-            missed = new - old >= self.config.missed_margin
+            new, old = auc
             found.append(
                 {
                     "at": event.at,
                     "version": event.version,
                     "champion": champion,
                     "roc_auc": [new, old],
-                    "missed": missed,
+                    "missed": new - old >= self.config.missed_margin,
                 }
             )
         return found
