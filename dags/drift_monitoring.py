@@ -14,11 +14,12 @@ and calls a person when retraining did not help.
    ROC AUC of the flights whose labels landed against the champion's first production week, with
    a bootstrap interval. The rules of `include/flights/drift_rules.yaml` and the calibration of
    `include/flights/drift_calibration.yaml` (or the `rules` param) decide: incident (broken data:
-   a person is called, nothing is retrained), retrain, no drift, hold (a training run is queued or
-   running, or the week's cooldown after the last retrain is not over) or skip (neither drift nor
-   quality can be judged). Columns that could not be judged are named in the reasons and the
-   trigger conf. Recorded as a run of the MLflow experiment `drift_monitoring`; the task's extra
-   links open the Evidently report and run.
+   a person is called, nothing is retrained), retrain (drift, a loss of quality, or a refresh:
+   the champion has served two weeks, and a model trained on fresher data is usually better),
+   no drift, hold (a training run is queued or running, or the week's cooldown after the last
+   retrain is not over) or skip (neither drift nor quality can be judged). Columns that could not
+   be judged are named in the reasons and the trigger conf. Recorded as a run of the MLflow
+   experiment `drift_monitoring`; the task's extra links open the Evidently report and run.
 3. **retrain_needed** → **trigger_training** → **record_retrain**: only on `retrain` (otherwise
    they are skipped, which is not a failure). Triggers `training_pipeline` with the conf
    `{reason, report_url, drifted_features, not_judged}`, due at the check's own time (so a check

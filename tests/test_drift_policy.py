@@ -115,6 +115,50 @@ def test_no_new_trigger_while_training_runs_or_during_the_cooldown() -> None:
     assert later.action == "retrain"
 
 
+def test_a_champion_serving_its_refresh_days_is_retrained_without_being_a_condition() -> None:
+    young = decide(RULES, observe(), History(champion_since=NOW - timedelta(days=13)))
+    assert young.action == "no_drift" and young.fired == ()
+    old = decide(RULES, observe(), History(champion_since=NOW - timedelta(days=14)))
+    assert old.action == "retrain" and old.fired == ("refresh",) and not old.condition
+    assert old.reasons[0].startswith(f"refresh: the champion has served since {(NOW - timedelta(days=14)).isoformat()}")
+    never = decide(DriftRules(refresh_days=None), observe(), History(champion_since=NOW - timedelta(days=400)))
+    assert never.action == "no_drift"
+    both = decide(RULES, observe(("temp",)), History(champion_since=NOW - timedelta(days=30)))
+    assert both.fired == ("drift", "refresh") and both.condition
+
+
+def test_a_refresh_counts_from_the_last_retrain_asked() -> None:
+    """A candidate the gate rejected was the fresher model: the next refresh waits `refresh_days`
+    from that ask, not from the champion's start, so a champion that keeps winning is not retrained
+    every week."""
+    asked = NOW - timedelta(days=10)
+    recent = decide(RULES, observe(), History(asked, champion_since=NOW - timedelta(days=40)))
+    assert recent.action == "no_drift"
+    due = decide(RULES, observe(), History(NOW - timedelta(days=15), champion_since=NOW - timedelta(days=40)))
+    assert due.action == "retrain" and due.fired == ("refresh",)
+    assert due.reasons[0].startswith(
+        f"refresh: the last retrain was asked at {(NOW - timedelta(days=15)).isoformat()}, 15.0 days ago"
+    )
+    weekly = History(None, champion_since=NOW - timedelta(days=40), last_candidate_at=NOW - timedelta(days=6))
+    assert decide(RULES, observe(), weekly).action == "no_drift"  # the schedule's candidates are fresher data
+    queued = decide(RULES, observe(), History(None, training_active=True, champion_since=NOW - timedelta(days=20)))
+    assert queued.action == "hold" and not queued.condition
+
+
+def test_rejected_refreshes_call_nobody() -> None:
+    began = NOW - timedelta(days=30)
+    checks = [
+        PastCheck(
+            began + timedelta(days=d), "retrain" if d in (0, 14) else "no_drift", False, asked_retrain=d in (0, 14)
+        )
+        for d in range(30)
+    ]
+    rejected = [Retrain(began, "reject", 7, began), Retrain(began + timedelta(days=14), "reject", 8, began)]
+    refresh = decide(RULES, observe(), History(began + timedelta(days=14), champion_since=began - timedelta(days=14)))
+    assert refresh.action == "retrain" and refresh.fired == ("refresh",)
+    assert escalation(RULES, refresh, NOW, checks, rejected) is None
+
+
 def test_escalation_after_two_retrains_that_did_not_help_and_only_once() -> None:
     drifted = decide(RULES, observe(("temp",)), History())
     began = NOW - timedelta(days=20)
@@ -156,6 +200,7 @@ def test_the_quality_interval_covers_zero_for_two_halves_of_the_same_rows() -> N
         ({"quality_metric": "accuracy"}, "quality_metric must be roc_auc, log_loss or brier"),
         ({"quality_confidence": 1}, "quality_confidence must be in"),
         ({"min_current_rows": 0}, "at least 1"),
+        ({"refresh_days": 0}, "refresh_days must be positive or null"),
     ],
 )
 def test_malformed_rules_are_refused(rules: dict, message: str) -> None:

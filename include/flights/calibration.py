@@ -14,7 +14,12 @@ Each column's drift score comes from the checks' own function (`data_drift`, wit
 and each data-quality statistic from `data_quality.profile`. Then:
 
 - a column's drift **threshold** is the `percentile` of its scores over the period: a feature
-  drifts when it moved more than it did on all but 1% of the period's days;
+  drifts when it moved more than it did on all but 1% of the period's days; and at least
+  `noise_margin` times the same percentile of its scores on the same rows shuffled between the
+  window and the reference (what the draw alone gives at the check's sizes). For columns whose
+  weekly movement is mostly that noise (the schedule's hours, the carrier and airport mix), the
+  percentile alone sits inside the noise: such a column would drift on one ordinary check in a
+  hundred by chance, and one of them can carry most of a model's importance;
 - a statistic's data-quality **limit** is its largest value over the period times `margin`, and at
   least its floor (`FLOORS`: a feed half silent, a tenth of the values new, ...). A limit at or
   above 1 cannot be reached by a share: it is written as null, listed as not checked.
@@ -48,6 +53,7 @@ START = datetime(2013, 1, 1, tzinfo=UTC)
 END = datetime(2013, 7, 1, tzinfo=UTC)  # excluded: July to December is held out
 PERCENTILE = 99.0
 MARGIN = 2.0
+NOISE_MARGIN = 2.0
 FLOORS = {
     "null_increase": 0.10,  # a tenth more of the values missing
     "stuck": 0.20,  # a fifth more of the values one repeated reading
@@ -67,6 +73,7 @@ def calibrate(
     end: datetime = END,
     percentile: float = PERCENTILE,
     margin: float = MARGIN,
+    noise_margin: float = NOISE_MARGIN,
 ) -> monitoring.Calibration:
     """The thresholds and limits from the daily checks of [start, end) on `frame` (every flight of
     the period with its features and label, in departure order)."""
@@ -78,7 +85,7 @@ def calibrate(
     predictor = _predictor(frame, features, start)
     first = start + timedelta(days=policy.reference_days + window_days)
     history = timedelta(days=TRAINING_DAYS + window_days + 7)  # before a training sample exists
-    scores: dict[str, dict[str, list[float]]] = {"production": defaultdict(list), "training": defaultdict(list)}
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     stats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     days = 0
     for at in pd.date_range(first, end, freq="D", inclusive="left").to_pydatetime():
@@ -88,13 +95,20 @@ def calibrate(
         references = {"production": production}
         if at - history >= start:
             references["training"] = _scored(_training_sample(frame, window, features), predictor, features)
+        columns = [*numeric, monitoring.PREDICTION]
         for kind, reference in references.items():
-            columns = [*numeric, monitoring.PREDICTION]
-            result = data_drift(
-                current, reference, columns, categorical, _every(columns, categorical), rules.report, False
-            )
-            for column in result.columns:
-                scores[kind][column.column].append(column.score)
+            # The real movement, and the sampling noise alone: the same rows shuffled into two
+            # sides of the same sizes, so that only the draw differs.
+            shuffled = pd.concat([current, reference], ignore_index=True).sample(frac=1, random_state=days)
+            sides = {
+                kind: (current, reference),
+                f"{kind} noise": (shuffled.iloc[: len(current)], shuffled.iloc[len(current) :]),
+            }
+            judged = _every(columns, categorical)
+            for name, (now, before) in sides.items():
+                result = data_drift(now, before, columns, categorical, judged, rules.report, False)
+                for column in result.columns:
+                    scores[name][column.column].append(column.score)
         for found in data_quality.profile(current, production, numeric, categorical):
             for name, value in found.stats.items():
                 stats[found.column][name].append(value)
@@ -102,9 +116,18 @@ def calibrate(
     if not days:
         raise ValueError(f"no check fits between {start.date()} and {end.date()}: the calibration period is too short")
     thresholds = {
-        kind: {column: round(float(np.percentile(values, percentile)), 4) for column, values in sorted(found.items())}
-        for kind, found in scores.items()
-        if found
+        kind: {
+            column: round(
+                max(
+                    float(np.percentile(values, percentile)),
+                    noise_margin * float(np.percentile(scores[f"{kind} noise"][column], percentile)),
+                ),
+                4,
+            )
+            for column, values in sorted(scores[kind].items())
+        }
+        for kind in ("production", "training")
+        if scores[kind]
     }
     limits = {
         column: {name: _limit(name, max(values), margin) for name, values in sorted(found.items())}
@@ -117,6 +140,7 @@ def calibrate(
         "window_days": window_days,
         "reference_days": policy.reference_days,
         "percentile": percentile,
+        "noise_margin": noise_margin,
         "margin": margin,
         "floors": FLOORS,
         "not_calibrated": {"seasonal": "needs more than 52 weeks of history before the period's checks"},

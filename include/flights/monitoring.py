@@ -279,7 +279,8 @@ def check(
     production = reference_window(replace(policy, reference="production"), window)
     recent = reference if source == production else logged(production)
     labelled = inference.with_labels(settings, current, at)
-    first = baseline_window(policy, production_start(client, settings.model_name, version), window)
+    serving_since = production_start(client, settings.model_name, version)
+    first = baseline_window(policy, serving_since, window)
     baseline = inference.with_labels(settings, logged(first), at) if first else None
     observation, result = observe(
         at,
@@ -296,7 +297,9 @@ def check(
     )
     runs = _history(client, experiment_id, settings.model_name, at, (context or {}).get("airflow.run_id"))
     past = [_past(run) for run in runs]
-    decision = drift.decide(policy, observation, drift.history(past, training_active))
+    decision = drift.decide(
+        policy, observation, drift.history(past, training_active, serving_since, last_judged(client, settings, at))
+    )
     alert = drift.escalation(policy, decision, at, past, _retrains(settings, client, runs, past))
 
     run = client.create_run(
@@ -435,6 +438,17 @@ def production_start(client: MlflowClient, name: str, version: int) -> datetime 
         return datetime.fromisoformat(tags["gate.evaluated_at"])
     since = tags.get("champion_since")
     return datetime.fromisoformat(since) if since else None
+
+
+def last_judged(client: MlflowClient, settings: Settings, at: datetime) -> datetime | None:
+    """When the gate last judged a candidate of the model, up to `at` (data clock), whatever asked for
+    it: a drift retrain, the weekly schedule or a person."""
+    judged = [
+        datetime.fromisoformat(v.tags["gate.evaluated_at"])
+        for v in client.search_model_versions(f"name = '{settings.model_name}'")
+        if "gate.evaluated_at" in v.tags
+    ]
+    return max((when for when in judged if when <= at), default=None)
 
 
 def _as_champion(current: pd.DataFrame, version: int, loaded: object, inputs: list[str]) -> pd.DataFrame:

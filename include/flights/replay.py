@@ -399,7 +399,8 @@ class Replay:
         source = monitoring.reference_window(policy, window)
         reference = scored(source)
         production = monitoring.reference_window(replace(policy, reference="production"), window)
-        first = monitoring.baseline_window(policy, datetime.fromisoformat(loop.champion_since), window)
+        serving_since = datetime.fromisoformat(loop.champion_since)
+        first = monitoring.baseline_window(policy, serving_since, window)
         baseline = scored(first) if first else None
         observation, _ = monitoring.observe(
             at,
@@ -415,7 +416,7 @@ class Replay:
             recent=reference if source == production else scored(production),
         )
         past = [drift.PastCheck(**{**c, "at": datetime.fromisoformat(c["at"])}) for c in loop.checks]
-        decision = drift.decide(policy, observation, drift.history(past))
+        decision = drift.decide(policy, observation, drift.history(past, champion_since=serving_since))
         alert = drift.escalation(policy, decision, at, past, self._retrains(past))
         if decision.action == "incident" and (not past or past[-1].action != "incident"):
             loop.events.append(Event(at.isoformat(), "incident", loop.champion, "; ".join(decision.reasons)))

@@ -14,7 +14,12 @@ with its reasons comes out. Nothing here reads data or talks to Airflow or MLflo
   `share_threshold` of the model's permutation importance (each feature drifts when its score
   reaches its own threshold, calibrated from the data's own noise), or when realised quality is
   below the champion's baseline by more than `quality_tolerance` with confidence (the lower bound
-  of the bootstrap interval of the loss is above the tolerance);
+  of the bootstrap interval of the loss is above the tolerance), or when no model trained on fresher
+  data has been tried in `refresh_days` (a refresh, counted from the latest of the champion's
+  start in production, the last retrain asked and the last candidate the gate judged, whatever
+  asked for it: with `training_pipeline`'s weekly schedule on, it never fires; in the replay of
+  January-June 2013 without it, a model trained on fresher data was usually better, even when
+  nothing drifted and quality held);
 - `hold` when one of those holds but a retrain may not be asked for now: a training run is queued
   or running, or the last retrain was asked less than `cooldown_hours` ago;
 - `skip` when neither drift nor quality can be judged (too few rows, too few labels);
@@ -27,7 +32,8 @@ named in the reasons, with their share of the model's importance, never dropped 
 `escalation` answers whether a person must be called: on the first check of a data-quality
 incident, or when the drift or quality condition persists although `escalate_after_retrains`
 retrains in a row since it began did not help (each rejected by the gate, or promoted with the
-condition still there `escalate_after_runs` checks later). Each condition escalates once.
+condition still there `escalate_after_runs` checks later). Each condition escalates once. A
+refresh is not a condition: nothing is wrong, so a refresh the gate rejects calls nobody.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ Action = Literal["skip", "no_drift", "retrain", "hold", "incident"]
 Reference = Literal["production", "training", "seasonal"]
 REFERENCES = ("production", "training", "seasonal")
 EscalationKind = Literal["data_quality", "retrain_did_not_help"]
+Rule = Literal["drift", "quality", "refresh"]
 
 
 class DriftRulesError(ValueError):
@@ -66,6 +73,7 @@ class DriftRules:
     min_reference_rows: int = 1000
     min_labelled_rows: int = 1000
     cooldown_hours: float = 168.0
+    refresh_days: float | None = 14.0  # None: a champion is never retrained for its age alone
     escalate_after_retrains: int = 2
     escalate_after_runs: int = 3
 
@@ -82,6 +90,8 @@ class DriftRules:
             raise DriftRulesError(f"quality_resamples must be at least 100, got {self.quality_resamples}")
         if self.cooldown_hours < 0:
             raise DriftRulesError("cooldown_hours must not be negative")
+        if self.refresh_days is not None and self.refresh_days <= 0:
+            raise DriftRulesError(f"refresh_days must be positive or null (never), got {self.refresh_days}")
         counts = (
             self.reference_days,
             self.baseline_days,
@@ -179,6 +189,8 @@ class History:
 
     last_trigger_at: datetime | None = None
     training_active: bool = False
+    champion_since: datetime | None = None  # when the champion started serving
+    last_candidate_at: datetime | None = None  # when the gate last judged a candidate, whatever asked for it
 
 
 @dataclass(frozen=True)
@@ -190,11 +202,13 @@ class DriftDecision:
     quality: Quality | None
     incidents: tuple[Finding, ...] = ()
     not_judged: Mapping[str, str] = field(default_factory=dict)
+    fired: tuple[Rule, ...] = ()  # the rules that asked for a retrain (now, or once the hold ends)
 
     @property
     def condition(self) -> bool:
-        """Drift or quality loss holds, whether or not a retrain is asked for now."""
-        return self.action in ("retrain", "hold")
+        """Drift or quality loss holds, whether or not a retrain is asked for now (a refresh is not
+        a condition: nothing is wrong)."""
+        return bool({"drift", "quality"} & set(self.fired))
 
     @property
     def quality_loss(self) -> float | None:
@@ -204,6 +218,7 @@ class DriftDecision:
         return {
             "action": self.action,
             "condition": self.condition,
+            "fired": list(self.fired),
             "reasons": list(self.reasons),
             "drifted_features": list(self.drifted_features),
             "drift_share": self.drift_share,
@@ -249,10 +264,15 @@ class Escalation:
     key: str  # the condition it is about: each condition escalates once
 
 
-def history(checks: Sequence[PastCheck], training_active: bool = False) -> History:
+def history(
+    checks: Sequence[PastCheck],
+    training_active: bool = False,
+    champion_since: datetime | None = None,
+    last_candidate_at: datetime | None = None,
+) -> History:
     """The history a check decides with: when the last retrain was asked for."""
     triggers = [c.at for c in checks if c.asked_retrain]
-    return History(last_trigger_at=triggers[-1] if triggers else None, training_active=training_active)
+    return History(triggers[-1] if triggers else None, training_active, champion_since, last_candidate_at)
 
 
 def condition_since(checks: Sequence[PastCheck], at: datetime) -> datetime:
@@ -330,8 +350,8 @@ def decide(rules: DriftRules, observation: Observation, history: History) -> Dri
     share = o.drift_share if drift_judged else None
     not_judged = dict(o.not_judged) if drift_judged else {}
 
-    def decision(action: Action, reasons: list[str]) -> DriftDecision:
-        return DriftDecision(action, tuple(reasons), drifted, share, o.quality, o.incidents, not_judged)
+    def decision(action: Action, reasons: list[str], fired: tuple[Rule, ...] = ()) -> DriftDecision:
+        return DriftDecision(action, tuple(reasons), drifted, share, o.quality, o.incidents, not_judged, fired)
 
     seen = []
     if drift_judged:
@@ -357,23 +377,42 @@ def decide(rules: DriftRules, observation: Observation, history: History) -> Dri
     if not drift_judged and o.quality is None:
         return decision("skip", seen)
 
+    fired: list[Rule] = []
     reasons = []
     if drift_judged and share is not None and share >= rules.share_threshold:
+        fired.append("drift")
         reasons.append(f"drift: {_drift_seen(o)}, at least {rules.share_threshold:.0%} asks for a retrain")
     if o.quality is not None and o.quality.low > rules.quality_tolerance:
+        fired.append("quality")
         reasons.append(f"quality loss: {_quality_seen(rules, o.quality)}")
+    fresh = {
+        "the champion has served since": history.champion_since,
+        "the last retrain was asked at": history.last_trigger_at,
+        "the gate last judged a candidate at": history.last_candidate_at,
+    }
+    latest = None  # the first named wins a tie: a promotion is the champion's start
+    for what, at in fresh.items():
+        if at is not None and (latest is None or at > latest[0]):
+            latest = (at, what)
+    if rules.refresh_days is not None and latest and o.at - latest[0] >= timedelta(days=rules.refresh_days):
+        fired.append("refresh")
+        since, what = latest
+        reasons.append(
+            f"refresh: {what} {since.isoformat()}, {(o.at - since) / timedelta(days=1):.1f} days ago; "
+            f"at least {rules.refresh_days:g} asks for a model trained on fresher data"
+        )
     if not reasons:
         return decision("no_drift", seen)
     seen = [what for what in seen if not any(what in reason for reason in reasons)]  # nothing said twice
     if history.training_active:
-        return decision("hold", [*reasons, "a training run is already queued or running", *seen])
+        return decision("hold", [*reasons, "a training run is already queued or running", *seen], tuple(fired))
     if history.last_trigger_at is not None and o.at - history.last_trigger_at < rules.cooldown:
         until = history.last_trigger_at + rules.cooldown
         hold = (
             f"cooling down after the retrain asked at {history.last_trigger_at.isoformat()} (until {until.isoformat()})"
         )
-        return decision("hold", [*reasons, hold, *seen])
-    return decision("retrain", [*reasons, *seen])
+        return decision("hold", [*reasons, hold, *seen], tuple(fired))
+    return decision("retrain", [*reasons, *seen], tuple(fired))
 
 
 def escalation(
