@@ -15,7 +15,7 @@ and calls a person when retraining did not help.
    a bootstrap interval. The rules of `include/flights/drift_rules.yaml` and the calibration of
    `include/flights/drift_calibration.yaml` (or the `rules` param) decide: incident (broken data:
    a person is called, nothing is retrained), retrain (drift, a loss of quality, or a refresh:
-   the champion has served two weeks, and a model trained on fresher data is usually better),
+   two weeks without a fresher candidate, which is usually better),
    no drift, hold (a training run is queued or running, or the week's cooldown after the last
    retrain is not over) or skip (neither drift nor quality can be judged). Columns that could not
    be judged are named in the reasons and the trigger conf. Recorded as a run of the MLflow

@@ -87,6 +87,8 @@ def calibrate(
     history = timedelta(days=TRAINING_DAYS + window_days + 7)  # before a training sample exists
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     stats: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    columns = [*numeric, monitoring.PREDICTION]
+    judged = _every(columns, categorical)
     days = 0
     for at in pd.date_range(first, end, freq="D", inclusive="left").to_pydatetime():
         window = Interval(at - timedelta(days=window_days), at)
@@ -95,7 +97,6 @@ def calibrate(
         references = {"production": production}
         if at - history >= start:
             references["training"] = _scored(_training_sample(frame, window, features), predictor, features)
-        columns = [*numeric, monitoring.PREDICTION]
         for kind, reference in references.items():
             # The real movement, and the sampling noise alone: the same rows shuffled into two
             # sides of the same sizes, so that only the draw differs.
@@ -104,7 +105,6 @@ def calibrate(
                 kind: (current, reference),
                 f"{kind} noise": (shuffled.iloc[: len(current)], shuffled.iloc[len(current) :]),
             }
-            judged = _every(columns, categorical)
             for name, (now, before) in sides.items():
                 result = data_drift(now, before, columns, categorical, judged, rules.report, False)
                 for column in result.columns:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities import Run
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -297,10 +298,11 @@ def check(
     )
     runs = _history(client, experiment_id, settings.model_name, at, (context or {}).get("airflow.run_id"))
     past = [_past(run) for run in runs]
+    judged = [v for v in client.search_model_versions(f"name = '{settings.model_name}'") if "gate.decision" in v.tags]
     decision = drift.decide(
-        policy, observation, drift.history(past, training_active, serving_since, last_judged(client, settings, at))
+        policy, observation, drift.history(past, training_active, serving_since, last_judged(judged, at))
     )
-    alert = drift.escalation(policy, decision, at, past, _retrains(settings, client, runs, past))
+    alert = drift.escalation(policy, decision, at, past, _retrains(settings, judged, runs, past))
 
     run = client.create_run(
         experiment_id,
@@ -440,15 +442,11 @@ def production_start(client: MlflowClient, name: str, version: int) -> datetime 
     return datetime.fromisoformat(since) if since else None
 
 
-def last_judged(client: MlflowClient, settings: Settings, at: datetime) -> datetime | None:
-    """When the gate last judged a candidate of the model, up to `at` (data clock), whatever asked for
-    it: a drift retrain, the weekly schedule or a person."""
-    judged = [
-        datetime.fromisoformat(v.tags["gate.evaluated_at"])
-        for v in client.search_model_versions(f"name = '{settings.model_name}'")
-        if "gate.evaluated_at" in v.tags
-    ]
-    return max((when for when in judged if when <= at), default=None)
+def last_judged(judged: list[ModelVersion], at: datetime) -> datetime | None:
+    """When the gate last judged one of the versions `judged`, up to `at` (data clock), whatever asked
+    for it: a drift retrain, the weekly schedule or a person."""
+    times = [datetime.fromisoformat(v.tags["gate.evaluated_at"]) for v in judged if "gate.evaluated_at" in v.tags]
+    return max((when for when in times if when <= at), default=None)
 
 
 def _as_champion(current: pd.DataFrame, version: int, loaded: object, inputs: list[str]) -> pd.DataFrame:
@@ -503,17 +501,14 @@ def _past(run: Run) -> drift.PastCheck:
 
 
 def _retrains(
-    settings: Settings, client: MlflowClient, runs: list[Run], past: list[drift.PastCheck]
+    settings: Settings, judged: list[ModelVersion], runs: list[Run], past: list[drift.PastCheck]
 ) -> list[drift.Retrain]:
-    """The retrains the monitor triggered, oldest first, with what the gate made of their candidates."""
+    """The retrains the monitor triggered, oldest first, with what the gate made of their candidates
+    (`judged`: the model's versions the gate judged)."""
     triggers = [run for run in runs if run.data.tags.get("drift.retrain_run_id")]
     if not triggers:
         return []
-    versions = {
-        v.tags["gate.airflow.run_id"]: v
-        for v in client.search_model_versions(f"name = '{settings.model_name}'")
-        if "gate.decision" in v.tags and "gate.airflow.run_id" in v.tags
-    }
+    versions = {v.tags["gate.airflow.run_id"]: v for v in judged if "gate.airflow.run_id" in v.tags}
     promoted = {
         move.to_version
         for move in registry.audit_trail(settings, settings.model_name)
