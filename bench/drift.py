@@ -57,11 +57,12 @@ def prepare(state_dir: str) -> Result:
     from include.mlops.settings import Settings
 
     settings = Settings(state_dir=Path(state_dir))
-    span = Interval(*FEATURES)
-    pipeline.validate_batches(settings, pipeline.ingest(settings, span))
-    pipeline.build_features(settings, span)
+    window = Interval(*FEATURES)
+    days = pipeline.feature_days(settings, window)
+    pipeline.validate_batches(settings, pipeline.ingest(settings, days))
+    pipeline.build_features(settings, days)
     pipeline.apply_definitions(settings)
-    frame = pipeline.training_set(settings, span)
+    frame = pipeline.training_set(settings, window)
     inputs = [*model.CATEGORICAL, *model.numeric_features(pipeline.all_feature_refs())]
     frame = model.model_input(frame, inputs)
     frame.iloc[:ROWS].to_parquet(Path(state_dir) / "reference.parquet")

@@ -370,7 +370,7 @@ def online_latency(state_dir: str, size: str) -> Result:
     last_day = Interval(interval.end - timedelta(days=1), interval.end)
     flights = pipeline.entity_frame(settings, last_day).dropna(subset=["tailnum"])
     every = max(1, len(flights) // 100)
-    rows = flights.iloc[::every][["origin", "carrier", "route", "tailnum"]].head(100).to_dict("records")
+    rows = flights.iloc[::every][pipeline.ENTITY_KEYS].head(100).to_dict("records")
     reader = RawOnlineReader(settings)
 
     result: Result = {}

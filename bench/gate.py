@@ -39,7 +39,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def run(state_dir: str) -> Result:
     settings = Settings(state_dir=Path(state_dir))
-    days = Interval(TRAINING.start, AT)
+    days = pipeline.feature_days(settings, Interval(TRAINING.start, AT))
     pipeline.validate_batches(settings, pipeline.ingest(settings, days))
     pipeline.build_features(settings, days)
     pipeline.apply_definitions(settings)

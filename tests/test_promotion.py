@@ -179,20 +179,20 @@ def test_a_first_model_is_promoted_when_it_passes_the_value_thresholds_and_rejec
 
 
 def test_a_genuinely_better_candidate_is_promoted_and_the_decision_is_recorded(lab: Lab) -> None:
-    small = make_champion(lab, "better", "small")  # the same model trained on a tenth of the rows
+    weak = make_champion(lab, "better", "weak")  # three boosting iterations
     medium = register(lab, "better", "medium")
     decided = gate(lab, "better", medium)
     assert decided["outcome"] == "promote", decided["reasons"]
     result = promote(lab, decided)
     assert result["promoted"] and champion(lab, "better") == medium
     client = MlflowClient()
-    assert int(client.get_model_version_by_alias("better", registry.PREVIOUS).version) == small
+    assert int(client.get_model_version_by_alias("better", registry.PREVIOUS).version) == weak
 
     tags = client.get_model_version("better", str(medium)).tags
-    assert tags["gate.decision"] == "promote" and tags["gate.champion_version"] == str(small)
+    assert tags["gate.decision"] == "promote" and tags["gate.champion_version"] == str(weak)
     assert tags["gate.report"] == "gate/001/report.md" and tags["gate.judgements"] == "1"
     report = mlflow.artifacts.load_text(f"runs:/{decided['candidate_run_id']}/gate/001/report.md")
-    assert "**Decision: PROMOTE**" in report and f"champion version {small}" in report
+    assert "**Decision: PROMOTE**" in report and f"champion version {weak}" in report
     assert "## Not checked" in report and "slices of dest below 100 rows" in report
     record = mlflow.artifacts.load_dict(f"runs:/{decided['candidate_run_id']}/gate/001/decision.json")
     significance = next(c for c in record["decision"]["checks"] if c["kind"] == "significance")
@@ -244,16 +244,20 @@ def test_a_candidate_better_overall_but_broken_for_one_carrier_is_rejected_namin
     checks = {c["name"]: c for c in record["decision"]["checks"]}
     assert checks["roc_auc improvement significant above -0.01"]["passed"], decided["reasons"]  # better on average ...
     assert not checks["carrier=WN roc_auc"]["passed"]  # ... but not for Southwest
-    assert [r for r in decided["reasons"] if r.startswith("slice ")] == [checks["carrier=WN roc_auc"]["detail"]]
+    # Southwest's slice is named; so may be a destination that Southwest serves most of (its labels
+    # are upside down there too), but no slice of the other carriers.
+    slices = [r for r in decided["reasons"] if r.startswith("slice ")]
+    assert slices[0] == checks["carrier=WN roc_auc"]["detail"]
+    assert all(r.startswith("slice dest=") for r in slices[1:]), slices
     report = mlflow.artifacts.load_text(f"runs:/{decided['candidate_run_id']}/gate/001/report.md")
     assert "slice carrier=WN" in report
 
 
 def test_racing_promotions_end_with_the_better_model_and_every_move_audited(lab: Lab) -> None:
     first = make_champion(lab, "race", "shuffled")
-    medium, small = register(lab, "race", "medium"), register(lab, "race", "small")
-    decisions = [gate(lab, "race", medium), gate(lab, "race", small)]  # both judged against the same champion
-    assert [d["outcome"] for d in decisions] == ["promote", "promote"]
+    medium, weak = register(lab, "race", "medium"), register(lab, "race", "weak")
+    decisions = [gate(lab, "race", medium), gate(lab, "race", weak)]  # both judged against the same champion
+    assert [d["outcome"] for d in decisions] == ["promote", "promote"], [d["reasons"] for d in decisions]
 
     results: list[dict] = []
     start = threading.Barrier(2)
@@ -281,10 +285,11 @@ def test_racing_promotions_end_with_the_better_model_and_every_move_audited(lab:
 def test_the_gate_refuses_to_judge_without_evaluation_data(lab: Lab) -> None:
     version = register(lab, "no_data", "medium")
     settings = replace(lab.settings, model_name="no_data")
-    with pytest.raises(gating.GateError, match="features missing for 7 days of the evaluation window"):
+    # 7 days, and the day before them: the first departures are predicted a lead before the window.
+    with pytest.raises(gating.GateError, match="features missing for 8 days of the evaluation window"):
         gating.evaluate_candidate(settings, version, datetime(2026, 12, 20, tzinfo=UTC))
     tags = MlflowClient().get_model_version("no_data", str(version)).tags
-    assert tags["gate.decision"] == "error" and tags["gate.reasons"].startswith("features missing for 7 days")
+    assert tags["gate.decision"] == "error" and tags["gate.reasons"].startswith("features missing for 8 days")
     with pytest.raises(gating.GateError, match="no_data has no version 9"):
         gating.evaluate_candidate(settings, 9, AT)
     unserved = tracking.register(lab.models["medium"], "no_data")  # registered without its feature service

@@ -19,6 +19,14 @@ carrier = Entity(name="carrier", join_keys=["carrier"], value_type=ValueType.STR
 # Origin and destination airports, e.g. "JFK-LAX".
 route = Entity(name="route", join_keys=["route"], value_type=ValueType.STRING, description="Origin-destination pair")
 
+# An airline at a departure airport, e.g. "UA-EWR".
+carrier_origin = Entity(
+    name="carrier_origin",
+    join_keys=["carrier_origin"],
+    value_type=ValueType.STRING,
+    description="Airline at a departure airport",
+)
+
 # Aircraft by tail number.
 aircraft = Entity(
     name="aircraft", join_keys=["tailnum"], value_type=ValueType.STRING, description="Aircraft tail number"
@@ -30,6 +38,13 @@ _OPERATIONS = [
     for window in ("1h", "24h", "7d")
     for stat in ("n_flights", "late_share", "mean_arr_delay")
 ] + [Field(name="stats_as_of_unix", dtype=Int64)]
+_DEPARTURES = [
+    Field(name="n_departures_2h", dtype=Int64),
+    Field(name="n_cancelled_2h", dtype=Int64),
+    Field(name="mean_dep_delay_2h", dtype=Float64),
+    Field(name="late_departure_share_2h", dtype=Float64),
+    Field(name="departures_as_of_unix", dtype=Int64),
+]
 
 
 def _source(name: str) -> FileSource:
@@ -79,5 +94,25 @@ route_ops = FeatureView(
     name="route_ops", entities=[route], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_source("route_ops")
 )
 
-ENTITIES = [origin, carrier, route, aircraft]
-FEATURE_VIEWS = [weather, aircraft_attributes, origin_ops, carrier_ops, route_ops]
+# The departure board of the last two hours by departure airport, every 15 minutes.
+origin_departures = FeatureView(
+    name="origin_departures",
+    entities=[origin],
+    ttl=timedelta(minutes=15),
+    schema=_DEPARTURES,
+    source=_source("origin_departures"),
+)
+
+# The departure board of the last two hours by airline at its departure airport, every 15 minutes.
+carrier_departures = FeatureView(
+    name="carrier_departures",
+    entities=[carrier_origin],
+    ttl=timedelta(minutes=15),
+    schema=_DEPARTURES,
+    source=_source("carrier_departures"),
+)
+
+ENTITIES = [origin, carrier, route, carrier_origin, aircraft]
+FEATURE_VIEWS = [
+    weather, aircraft_attributes, origin_ops, carrier_ops, route_ops, origin_departures, carrier_departures,
+]  # fmt: skip

@@ -12,14 +12,25 @@ as the feature `observed_at_unix` / `stats_as_of_unix`, in Unix seconds):
   behind schedule, or never arrived. A row is written for an hour only when its key had
   an outcome in the past 7 days; Feast's TTL of one hour then reads "no row" as "no
   recent flights" rather than serving a stale one.
+- departures (`origin_departures`, `carrier_departures`): what the departure board has shown
+  over the last two hours, on a 15-minute grid, by origin and by carrier at origin. The row
+  stamped `g` counts departures (and cancellations, known by their scheduled departure) in
+  [g - 2h, g): how many left, how many were cancelled, their mean departure delay and the
+  share that left `late_minutes` or more late. A row is written whenever its key had a
+  departure in the past 24 hours, so that a quiet airport reads 0, not "unknown"; Feast's TTL
+  of 15 minutes serves no stale row.
+
+Trailing statistics share one rule: an event known at instant x is counted from the first
+grid time after x (an outcome at 09:59 is first counted at 10:00, one at 10:00 sharp at 11:00).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 WINDOWS_HOURS = {"1h": 1, "24h": 24, "7d": 7 * 24}
@@ -31,11 +42,19 @@ AIRCRAFT_FEATURES = ["plane_year", "seats", "engines", "engine"]
 OPERATIONS_FEATURES = [
     f"{stat}_{window}" for window in WINDOWS_HOURS for stat in ("n_flights", "late_share", "mean_arr_delay")
 ]
+DEPARTURE_KEYS = {"origin_departures": "origin", "carrier_departures": "carrier_origin"}
+DEPARTURE_STEP = timedelta(minutes=15)
+DEPARTURE_REACH = timedelta(hours=24)  # how far back a departure keeps its key's rows written
+DEPARTURE_FEATURES = ["n_departures_2h", "n_cancelled_2h", "mean_dep_delay_2h", "late_departure_share_2h"]
 EPOCH = "1970-01-01T00:00:00Z"
 
 
 def route_of(frame: pd.DataFrame) -> pd.Series:
     return frame["origin"] + "-" + frame["dest"]
+
+
+def carrier_origin_of(frame: pd.DataFrame) -> pd.Series:
+    return frame["carrier"] + "-" + frame["origin"]
 
 
 def weather_features(weather: pd.DataFrame) -> pd.DataFrame:
@@ -73,48 +92,107 @@ def operations_features(
     import pandas as pd
 
     grid = pd.date_range(pd.Timestamp(start).ceil("h"), pd.Timestamp(end), freq="h", inclusive="left")
-    columns = [key, "event_timestamp", *OPERATIONS_FEATURES, "stats_as_of_unix"]
-    longest = max(WINDOWS_HOURS.values())
-    if grid.empty:
-        return _typed_operations(pd.DataFrame(columns=columns), key)
-
-    hours = pd.date_range(grid[0] - pd.Timedelta(hours=longest - 1), grid[-1], freq="h")
-    # An outcome at 09:59 is first counted at 10:00; one at 10:00 sharp, at 11:00.
-    bucket = outcomes["outcome_at"].dt.floor("h") + pd.Timedelta(hours=1)
-    keep = (bucket >= hours[0]) & (bucket <= hours[-1])
     keys = outcomes[key] if key != "route" else route_of(outcomes)
     arr_delay = outcomes["arr_delay"]
-    events = pd.DataFrame(
-        {
-            "key": keys[keep].to_numpy(),
-            "hour": ((bucket[keep] - hours[0]) // pd.Timedelta(hours=1)).to_numpy(),
-            "n": 1,
-            "late": (arr_delay[keep].isna() | (arr_delay[keep] >= late_minutes)).to_numpy(dtype="int64"),
-            "arrived": arr_delay[keep].notna().to_numpy(dtype="int64"),
-            "delay": arr_delay[keep].fillna(0).to_numpy(),
-        }
-    )
-    if events.empty:
-        return _typed_operations(pd.DataFrame(columns=columns), key)
-
-    names = np.sort(events["key"].unique())
-    row = np.searchsorted(names, events["key"].to_numpy())
-    shape = (len(names), len(hours) + 1)  # column 0 is the zero before the first hour
-    cumulative = {}
-    for measure in ("n", "late", "arrived", "delay"):
-        dense = np.zeros(shape)
-        np.add.at(dense, (row, events["hour"].to_numpy() + 1), events[measure].to_numpy())
-        cumulative[measure] = dense.cumsum(axis=1)
-
-    at = np.arange(len(hours) - len(grid), len(hours)) + 1  # grid hours as cumulative columns
+    measures = {
+        "n": np.ones(len(outcomes)),
+        "late": (arr_delay.isna() | (arr_delay >= late_minutes)).to_numpy(dtype="float64"),
+        "arrived": arr_delay.notna().to_numpy(dtype="float64"),
+        "delay": arr_delay.fillna(0).to_numpy(),
+    }
+    names, sums = _trailing_sums(keys, outcomes["outcome_at"], measures, grid, timedelta(hours=1), WINDOWS_HOURS)
+    if not len(names):
+        return _typed_operations(pd.DataFrame(columns=[key, "event_timestamp", *OPERATIONS_FEATURES]), key)
     data: dict[str, np.ndarray] = {}
-    for window, width in WINDOWS_HOURS.items():
-        sums = {m: c[:, at] - c[:, at - width] for m, c in cumulative.items()}
+    for window, s in sums.items():
         with np.errstate(invalid="ignore", divide="ignore"):
-            data[f"n_flights_{window}"] = sums["n"]
-            data[f"late_share_{window}"] = np.where(sums["n"] > 0, sums["late"] / sums["n"], np.nan)
-            data[f"mean_arr_delay_{window}"] = np.where(sums["arrived"] > 0, sums["delay"] / sums["arrived"], np.nan)
-    active = data["n_flights_7d"] > 0
+            data[f"n_flights_{window}"] = s["n"]
+            data[f"late_share_{window}"] = np.where(s["n"] > 0, s["late"] / s["n"], np.nan)
+            data[f"mean_arr_delay_{window}"] = np.where(s["arrived"] > 0, s["delay"] / s["arrived"], np.nan)
+    frame = _rows(key, names, grid, data, active=data["n_flights_7d"] > 0)
+    return _typed_operations(frame, key)
+
+
+def departure_features(
+    departures: pd.DataFrame, key: str, start: datetime, end: datetime, late_minutes: int
+) -> pd.DataFrame:
+    """The last two hours of departures by `key` on the 15-minute grid of [start, end).
+
+    `departures` must hold every departure known in [start - 24 hours, end) (more is ignored).
+    """
+    import numpy as np
+    import pandas as pd
+
+    grid = pd.date_range(
+        pd.Timestamp(start).ceil(DEPARTURE_STEP), pd.Timestamp(end), freq=DEPARTURE_STEP, inclusive="left"
+    )
+    keys = departures[key] if key != "carrier_origin" else carrier_origin_of(departures)
+    dep_delay = departures["dep_delay"]
+    measures = {
+        "left": dep_delay.notna().to_numpy(dtype="float64"),
+        "cancelled": dep_delay.isna().to_numpy(dtype="float64"),
+        "late": (dep_delay >= late_minutes).to_numpy(dtype="float64"),
+        "delay": dep_delay.fillna(0).to_numpy(),
+    }
+    windows = {"2h": 8, "reach": DEPARTURE_REACH // DEPARTURE_STEP}
+    names, sums = _trailing_sums(keys, departures["departed_at"], measures, grid, DEPARTURE_STEP, windows)
+    columns = [key, "event_timestamp", *DEPARTURE_FEATURES]
+    if not len(names):
+        return _typed_departures(pd.DataFrame(columns=columns), key)
+    recent = sums["2h"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        data = {
+            "n_departures_2h": recent["left"],
+            "n_cancelled_2h": recent["cancelled"],
+            "mean_dep_delay_2h": np.where(recent["left"] > 0, recent["delay"] / recent["left"], np.nan),
+            "late_departure_share_2h": np.where(recent["left"] > 0, recent["late"] / recent["left"], np.nan),
+        }
+    active = (sums["reach"]["left"] + sums["reach"]["cancelled"]) > 0
+    return _typed_departures(_rows(key, names, grid, data, active), key)
+
+
+def _trailing_sums(
+    keys: pd.Series,
+    known_at: pd.Series,
+    measures: dict[str, np.ndarray],
+    grid: pd.DatetimeIndex,
+    step: timedelta,
+    windows: dict[str, int],
+) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
+    """For every key and grid time g, each measure summed over the events known in
+    [g - width * step, g), for each window's width in steps: (key names, {window: {measure:
+    array of keys x grid}}). No key names when the grid is empty or no event is in reach."""
+    import numpy as np
+    import pandas as pd
+
+    if grid.empty:
+        return np.array([]), {}
+    step = pd.Timedelta(step)
+    ticks = pd.date_range(grid[0] - step * (max(windows.values()) - 1), grid[-1], freq=step)
+    bucket = known_at.dt.floor(step) + step  # the first grid time after the event
+    keep = ((bucket >= ticks[0]) & (bucket <= ticks[-1])).to_numpy()
+    if not keep.any():
+        return np.array([]), {}
+    names, row = np.unique(keys.to_numpy()[keep].astype(str), return_inverse=True)
+    column = ((bucket[keep] - ticks[0]) // step).to_numpy() + 1  # column 0 is the zero before the first tick
+    at = np.arange(len(ticks) - len(grid), len(ticks)) + 1  # grid times as cumulative columns
+    sums: dict[str, dict[str, np.ndarray]] = {window: {} for window in windows}
+    for measure, values in measures.items():
+        dense = np.zeros((len(names), len(ticks) + 1))
+        np.add.at(dense, (row, column), values[keep])
+        cumulative = dense.cumsum(axis=1)
+        for window, width in windows.items():
+            sums[window][measure] = cumulative[:, at] - cumulative[:, at - width]
+    return names, sums
+
+
+def _rows(
+    key: str, names: np.ndarray, grid: pd.DatetimeIndex, data: dict[str, np.ndarray], active: np.ndarray
+) -> pd.DataFrame:
+    """One row per (key, grid time) where `active`, sorted by time then key."""
+    import numpy as np
+    import pandas as pd
+
     key_index, grid_index = np.nonzero(active)
     frame = pd.DataFrame(
         {
@@ -123,7 +201,7 @@ def operations_features(
             **{name: values[key_index, grid_index] for name, values in data.items()},
         }
     )
-    return _typed_operations(frame.sort_values(["event_timestamp", key]).reset_index(drop=True), key)
+    return frame.sort_values(["event_timestamp", key]).reset_index(drop=True)
 
 
 def _typed_operations(frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -133,6 +211,16 @@ def _typed_operations(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     frame = frame.astype({key: "object", **types})
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
     frame["stats_as_of_unix"] = _unix_seconds(frame["event_timestamp"])
+    return frame
+
+
+def _typed_departures(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    import pandas as pd
+
+    types = {name: ("int64" if name.startswith("n_") else "float64") for name in DEPARTURE_FEATURES}
+    frame = frame.astype({key: "object", **types})
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    frame["departures_as_of_unix"] = _unix_seconds(frame["event_timestamp"])
     return frame
 
 

