@@ -5,7 +5,7 @@ Redis online store. Driven as a user drives it, through Airflow's REST API: a to
 `/auth/token` (FAB auth manager), unpause, trigger, poll, with bounded waits.
 
 The days: features for 27 October-16 November 2026 (replaying 2013), built by a backfill; a model
-trained on 27 October-6 November, validated on 7-9 November and judged on 10-16 November (a
+trained on 28 October-6 November, validated on 7-9 November and judged on 10-16 November (a
 shorter training window gives a model no better than the base rate, which the gate rejects); the
 champion scores 15 and 16 November, whose features carry an injected fault (temperatures in °C
 instead of °F); the drift check of 17 November names it as a data-quality incident, alerts a
@@ -50,7 +50,8 @@ from tests.conftest import Api, free_port, inject_shift, midnight
 pytestmark = pytest.mark.stack
 
 FEATURE_DAYS = [date(2026, 10, 27) + timedelta(days=n) for n in range(21)]  # 27 October-16 November
-TRAINING_CONF = {"window_start": "2026-10-27", "window_end": "2026-11-17", "max_iter": 30, "reason": "end to end"}
+# The window starts a day after the first feature day: its first departures are predicted on the day before.
+TRAINING_CONF = {"window_start": "2026-10-28", "window_end": "2026-11-17", "max_iter": 30, "reason": "end to end"}
 JUDGED_ON = datetime(2026, 11, 17, tzinfo=UTC)  # the gate's evaluation week is the 7 days before it
 SCORED = [date(2026, 11, 15), date(2026, 11, 16)]
 DAGS = ("feature_pipeline", "training_pipeline", "batch_inference", "drift_monitoring")
