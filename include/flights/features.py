@@ -102,7 +102,12 @@ def operations_features(
     }
     names, sums = _trailing_sums(keys, outcomes["outcome_at"], measures, grid, timedelta(hours=1), WINDOWS_HOURS)
     if not len(names):
-        return _typed_operations(pd.DataFrame(columns=[key, "event_timestamp", *OPERATIONS_FEATURES]), key)
+        return _typed(
+            pd.DataFrame(columns=[key, "event_timestamp", *OPERATIONS_FEATURES]),
+            key,
+            OPERATIONS_FEATURES,
+            "stats_as_of_unix",
+        )
     data: dict[str, np.ndarray] = {}
     for window, s in sums.items():
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -110,7 +115,7 @@ def operations_features(
             data[f"late_share_{window}"] = np.where(s["n"] > 0, s["late"] / s["n"], np.nan)
             data[f"mean_arr_delay_{window}"] = np.where(s["arrived"] > 0, s["delay"] / s["arrived"], np.nan)
     frame = _rows(key, names, grid, data, active=data["n_flights_7d"] > 0)
-    return _typed_operations(frame, key)
+    return _typed(frame, key, OPERATIONS_FEATURES, "stats_as_of_unix")
 
 
 def departure_features(
@@ -138,7 +143,7 @@ def departure_features(
     names, sums = _trailing_sums(keys, departures["departed_at"], measures, grid, DEPARTURE_STEP, windows)
     columns = [key, "event_timestamp", *DEPARTURE_FEATURES]
     if not len(names):
-        return _typed_departures(pd.DataFrame(columns=columns), key)
+        return _typed(pd.DataFrame(columns=columns), key, DEPARTURE_FEATURES, "departures_as_of_unix")
     recent = sums["2h"]
     with np.errstate(invalid="ignore", divide="ignore"):
         data = {
@@ -148,7 +153,7 @@ def departure_features(
             "late_departure_share_2h": np.where(recent["left"] > 0, recent["late"] / recent["left"], np.nan),
         }
     active = (sums["reach"]["left"] + sums["reach"]["cancelled"]) > 0
-    return _typed_departures(_rows(key, names, grid, data, active), key)
+    return _typed(_rows(key, names, grid, data, active), key, DEPARTURE_FEATURES, "departures_as_of_unix")
 
 
 def _trailing_sums(
@@ -204,23 +209,14 @@ def _rows(
     return frame.sort_values(["event_timestamp", key]).reset_index(drop=True)
 
 
-def _typed_operations(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+def _typed(frame: pd.DataFrame, key: str, names: list[str], stamp: str) -> pd.DataFrame:
+    """Counts (`n_*`) as integers, other statistics as floats, and the row's time as `stamp`."""
     import pandas as pd
 
-    types = {name: ("int64" if name.startswith("n_flights") else "float64") for name in OPERATIONS_FEATURES}
+    types = {name: ("int64" if name.startswith("n_") else "float64") for name in names}
     frame = frame.astype({key: "object", **types})
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
-    frame["stats_as_of_unix"] = _unix_seconds(frame["event_timestamp"])
-    return frame
-
-
-def _typed_departures(frame: pd.DataFrame, key: str) -> pd.DataFrame:
-    import pandas as pd
-
-    types = {name: ("int64" if name.startswith("n_") else "float64") for name in DEPARTURE_FEATURES}
-    frame = frame.astype({key: "object", **types})
-    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
-    frame["departures_as_of_unix"] = _unix_seconds(frame["event_timestamp"])
+    frame[stamp] = _unix_seconds(frame["event_timestamp"])
     return frame
 
 

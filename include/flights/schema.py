@@ -7,15 +7,19 @@ from include.mlops.validation import Column, TableSchema
 ORIGINS = frozenset({"EWR", "JFK", "LGA"})
 _CODE = Column("string", nullable=False)
 _MINUTES = Column("float", min=-180, max=24 * 60)
+# Which flight a row is about: the columns every flight table starts with.
+_FLIGHT = {
+    "flight_id": _CODE,
+    "carrier": _CODE,
+    "flight": Column("int", nullable=False, min=1, max=9999),
+    "tailnum": Column("string", max_null_share=0.6),
+    "origin": Column("string", nullable=False, allowed=ORIGINS),
+}
 
 FLIGHT_OUTCOMES = TableSchema(
     name="flight_outcomes",
     columns={
-        "flight_id": _CODE,
-        "carrier": _CODE,
-        "flight": Column("int", nullable=False, min=1, max=9999),
-        "tailnum": Column("string", max_null_share=0.6),
-        "origin": Column("string", nullable=False, allowed=ORIGINS),
+        **_FLIGHT,
         "dest": _CODE,
         "distance": Column("float", nullable=False, min=1, max=10_000),
         "sched_dep_at": Column("timestamp", nullable=False),
@@ -35,11 +39,7 @@ FLIGHT_OUTCOMES = TableSchema(
 DEPARTURES = TableSchema(
     name="departures",
     columns={
-        "flight_id": _CODE,
-        "carrier": _CODE,
-        "flight": Column("int", nullable=False, min=1, max=9999),
-        "tailnum": Column("string", max_null_share=0.6),
-        "origin": Column("string", nullable=False, allowed=ORIGINS),
+        **_FLIGHT,
         "sched_dep_at": Column("timestamp", nullable=False),
         # Null for a cancelled flight; a batch above 90% null is a broken feed.
         "dep_delay": Column("float", min=-180, max=24 * 60, max_null_share=0.9),
