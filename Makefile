@@ -83,6 +83,7 @@ bench: install
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.gate
 	$(BIN)/python -m bench.drift
+	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.decisions
 	$(BIN)/python -m bench.replay
 

@@ -18,8 +18,9 @@ How the sample size was chosen: for each size, the largest drift score between t
 random samples of the reference (the same distribution, so any score is sampling noise), and how
 many columns' verdicts on the real shift agree with the full data's.
 
-Batch scoring: the champion (a model trained on three weeks) scores a day and a month of
-scheduled flights with `include.flights.inference.score`, rows per second, beside the model's
+Batch scoring: the champion (a model trained on three weeks) makes a day's and a month's hourly
+predictions in one call of `include.flights.inference.score` (from the offline store, as a
+manual run of past days does), rows per second, beside the model's
 `predict_proba` alone on the same rows (the floor: no loading, no feature store). The first day
 is scored in a cold process, as the daily task is (importing MLflow, Feast and DuckDB, opening
 the registry); the month and a second day in the same, warm process.
@@ -168,7 +169,7 @@ def scoring(state_dir: str) -> Result:
         started = time.perf_counter()
         result = inference.score(settings, interval)
         seconds = time.perf_counter() - started
-        frame = inference.predictions(settings, interval)
+        frame = inference.predictions(settings, Interval.from_key(result["departing"]))
         loaded, inputs, _ = tracking.load_model(inference.champion(settings)[1])
         x = model.model_input(frame, inputs)
         started = time.perf_counter()

@@ -30,7 +30,7 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 
 from include.flights import pipeline
-from include.mlops.lake import Interval
+from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ SIZES = {
     "month": Interval(datetime(2013, 3, 1, tzinfo=UTC), datetime(2013, 4, 1, tzinfo=UTC)),
     "year": Interval(datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 12, 31, tzinfo=UTC)),
 }
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FILE_STORE_TIMEOUT = 300.0  # seconds before the dask offline store is given up on
 PIT_REPEATS = 3  # fresh processes per PIT build; the fastest is kept (the machine is shared)
 ONLINE_WARMUP = 20
@@ -134,11 +133,11 @@ def materialize(state_dir: str, size: str) -> Result:
     """Rows per second of `pipeline.materialize` against raw SQLite upserts of the same rows.
 
     Rows are counted the same way for all three: feature rows (one per entity key and
-    timestamp) in the offline partitions stamped inside the materialized window, i.e.
-    [start - overlap, end] for the four online views and [epoch, end] for `aircraft`
-    (Feast's pull is inclusive at both ends). Feast 0.67's local engine reads all those
-    rows, keeps the latest per entity key (`MaterializationTask.only_latest`), and writes
-    one SQLite row per (entity key, feature) with `INSERT ... ON CONFLICT DO UPDATE`.
+    timestamp) of the interval's offline partition for the views that change over time, and
+    the reference partition for `aircraft`. `pipeline.materialize` keeps the latest row per
+    key of the former and pushes it through Feast's push sources; Feast 0.67's local engine
+    materializes the latter (`MaterializationTask.only_latest`). Both write one SQLite row per
+    (entity key, feature) with `INSERT ... ON CONFLICT DO UPDATE`.
 
     - floor: the least work giving the same online state from the same rows, i.e. keep
       the latest row per key (pandas) and upsert it; timed: dedup + upsert + commit;
@@ -179,15 +178,15 @@ def materialized_rows(settings: Settings, interval: Interval) -> dict[str, tuple
     """The feature rows `pipeline.materialize` loads, by view: (join key, rows sorted by time)."""
     import pandas as pd
 
-    windows = {view: (interval.start - settings.materialize_overlap, interval.end) for view in pipeline.ONLINE_VIEWS}
-    windows |= {view: (EPOCH, interval.end) for view in pipeline.STATIC_VIEWS}
+    lake = Lake(settings.lake_dir)
+    parts = {view: interval.key for view in pipeline.ONLINE_VIEWS} | dict.fromkeys(
+        pipeline.STATIC_VIEWS, pipeline.REFERENCE
+    )
     keys = join_keys()
     frames = {}
-    for view, (start, end) in windows.items():
-        rows = pd.concat(pd.read_parquet(p) for p in sorted((settings.lake_dir / "features" / view).glob("*.parquet")))
-        stamps = rows["event_timestamp"]
-        rows = rows[(stamps >= start) & (stamps <= end)].sort_values("event_timestamp", kind="stable")
-        frames[view] = (keys[view], rows.reset_index(drop=True))
+    for view, part in parts.items():
+        rows = pd.read_parquet(lake.partition_path("features", view, part))
+        frames[view] = (keys[view], rows.sort_values("event_timestamp", kind="stable").reset_index(drop=True))
     return frames
 
 

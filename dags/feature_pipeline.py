@@ -1,22 +1,28 @@
 """
 # Feature pipeline
 
-Daily. Turns one day of flight data into features that are correct as of every prediction time.
+Hourly. Turns the last hour of flight data into features that are correct as of every prediction
+time, in the offline store for training and in the online store for the predictions made on the
+hour by `batch_inference`.
 
-1. **ingest**: fetch the data interval's flight outcomes and weather from the source (the 2013
-   records on the replay clock), plus any of the 7 previous days the lake lacks, and keep them
-   raw, never overwritten.
+1. **ingest**: fetch the data interval's flight outcomes, departures and weather from the source
+   (the 2013 records on the replay clock), plus any history days the lake lacks (7 of outcomes,
+   1 of departures), and keep them raw, never overwritten.
 2. **validate**: check schema, types, ranges, duplicates and timestamps; rejected rows go to the
    quarantine with their reason. The task fails, naming the problem, when a batch is broken or
    its rejection rate passes `MLOPS_MAX_REJECT_RATE` (default 5%).
 3. **build_features**: weather by origin, aircraft by tail number, trailing delay statistics by
-   origin, carrier and route, written as the interval's partition of the offline store.
+   origin, carrier and route, the departure board of the last two hours by origin and by carrier
+   at origin, written as the interval's partition of the offline store (the rows stamped in
+   (start, end]).
 4. **apply_definitions**: `feast apply`, only when the feature definitions changed.
-5. **materialize**: load the interval, with a day of overlap for late data, into the online
-   store, and update the `flight_features` asset that downstream DAGs schedule on.
+5. **materialize**: push the latest row of each key into the online store through the views'
+   push sources (skipped for a view whose later hours are already built: a re-run never puts the
+   past over the present), and update the `flight_features` asset.
 
-Every task is idempotent on its data interval: re-running a day replaces that day's output.
-A manual run without a logical date processes the last whole UTC day before the trigger.
+Every task is idempotent on its data interval: re-running an hour replaces that hour's output.
+A manual run may set `interval_start` and `interval_end` to process days at once (history, say);
+without them it processes the last whole hour before the trigger.
 """
 
 from __future__ import annotations
@@ -27,20 +33,22 @@ from typing import TYPE_CHECKING
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from mlops_airflow.assets import FLIGHT_FEATURES
+from mlops_airflow.context import interval_params
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
 @dag(
-    # A real [start, end) data interval: Airflow 3's plain "@daily" gives start == end.
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    # A real [start, end) data interval: Airflow 3's plain "@hourly" gives start == end.
+    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["mlops", "features", "feast"],
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
     doc_md=__doc__,
+    params=interval_params(),
 )
 def feature_pipeline():
     @task
@@ -74,7 +82,7 @@ def feature_pipeline():
         return pipeline.apply_definitions(Settings.from_env())
 
     @task(outlets=[FLIGHT_FEATURES])
-    def materialize(**context: Context) -> dict[str, str]:
+    def materialize(**context: Context) -> dict[str, object]:
         from include.flights import pipeline
         from include.mlops.settings import Settings
         from mlops_airflow.context import data_interval

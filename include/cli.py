@@ -17,7 +17,8 @@ Dates are UTC days (or ISO datetimes with a zone); the interval is [start, end).
 version against the champion on the week before `--at` (default: today, UTC) and promotes it if it
 passes; `rollback` moves the champion back (default: to the previous champion). Both go through
 the same locked, compare-and-set and audited path as the DAGs. `score` writes the champion's
-predictions of the interval to the predictions log; `drift` runs the drift check of the `--days`
+predictions made at the hours of (start, end] (of the flights departing 3 to 4 hours after each,
+with the default lead) to the predictions log; `drift` runs the drift check of the `--days`
 before `--at` and records it, but triggers nothing (that is the drift_monitoring DAG's job).
 `replay` replays the loop and three baselines over 2013 (`include/flights/replay.py`), resuming an
 interrupted run in the same folder, writes `report.md` and `quality.png` there and logs the summary
@@ -131,7 +132,7 @@ INTERVAL_STEPS = {
     "feature-pipeline": (_feature_pipeline, "ingest, features and materialize in one go"),
     "training-set": (_training_set, "build a point-in-time training set into a Parquet file"),
     "train": (_train, "train, log to MLflow and register a model version, as the training DAG does"),
-    "score": (_score, "score the interval's scheduled flights with the champion into the predictions log"),
+    "score": (_score, "predict, at each hour of (start, end], the flights whose prediction time it is, into the log"),
 }
 
 

@@ -22,13 +22,18 @@ while IFS=$'\t' read -r pool slots description; do
 done < <(PYTHONPATH=plugins "$bin/python" -c \
   'from mlops_airflow.pools import POOLS; [print(n, s, d, sep="\t") for n, (s, d) in POOLS.items()]')
 
-# Training needs features for its window: backfill the last 8 weeks, newest first and one day at a
-# time (the embedded stores are SQLite files). Created before the scheduler starts, which then
-# runs it; days already done are kept.
+# Training needs features for its window: one manual run of feature_pipeline builds the last 8
+# weeks (and the two days before them) up to the hour before the scheduler's first hourly run, in one
+# go (a minute, where 1,300 hourly runs would take hours). Queued before the scheduler starts,
+# which then runs it; skipped when a previous `make up` built that history already.
 "$bin/airflow" dags reserialize > "$AIRFLOW_HOME/reserialize.log" 2>&1
-"$bin/airflow" backfill create --dag-id feature_pipeline --reprocess-behavior none --run-backwards \
-  --max-active-runs 1 --from-date "$(date -u -d '57 days ago' +%F)" --to-date "$(date -u -d '2 days ago' +%F)" \
-  > "$AIRFLOW_HOME/backfill.log" 2>&1 || echo "could not start the feature backfill; see $AIRFLOW_HOME/backfill.log"
+history_start="$(date -u -d '58 days ago' +%FT00:00:00+00:00)"
+history_end="$(date -u -d '1 hour ago' +%FT%H:00:00+00:00)"
+if [ -z "$(ls "$MLOPS_STATE_DIR"/lake/features/weather/ 2>/dev/null)" ]; then
+  "$bin/airflow" dags trigger feature_pipeline --run-id "history__$(date -u +%Y%m%dT%H%M)" \
+    --conf "{\"interval_start\": \"$history_start\", \"interval_end\": \"$history_end\"}" \
+    > "$AIRFLOW_HOME/history.log" 2>&1 || echo "could not queue the feature history; see $AIRFLOW_HOME/history.log"
+fi
 
 # Each in its own process group, so that stopping `make up` stops every component with it.
 setsid "$bin/airflow" standalone > "$AIRFLOW_HOME/standalone.log" 2>&1 &
@@ -64,9 +69,10 @@ Airflow is up: $url
   password: $password   (kept in $passwords)
 MLOps view:   $url/plugin/mlops   (in Airflow's navigation: the champion and why, the gate, drift)
 MLflow UI:    $mlflow_url   (runs, plots, datasets, the model registry)
-DAGs are unpaused: feature_pipeline runs daily on the replay of the 2013 New York flights,
-after a backfill of the last 8 weeks, newest day first (under a minute a day here); training_pipeline
-runs weekly, or now from its trigger form with a window the backfill has covered.
+DAGs are unpaused: feature_pipeline runs hourly on the replay of the 2013 New York flights, after
+one run that builds the last 8 weeks (a minute or two); training_pipeline runs weekly, or now from
+its trigger form; once a model is champion, batch_inference predicts each hour the flights leaving
+2 to 3 hours later.
 Press Ctrl-C to stop.
 INFO
 wait "$airflow_pid"

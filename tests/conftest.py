@@ -64,11 +64,11 @@ def built(source: Nycflights13Source) -> Settings:
     from include.flights import pipeline
 
     settings = Settings(state_dir=_SESSION_DIR / "built")
-    days = pipeline.feature_days(settings, BUILT)  # the day before, for the first departures' lead
+    days = pipeline.feature_days(settings, BUILT)  # two days before, for the first departures
     pipeline.validate_batches(settings, pipeline.ingest(settings, days, source))
     pipeline.build_features(settings, days)
     pipeline.apply_definitions(settings)
-    pipeline.materialize(settings, BUILT)
+    pipeline.materialize(settings, days)
     return settings
 
 
@@ -149,6 +149,11 @@ def free_port() -> int:
 
 def midnight(day: date) -> str:
     return datetime(day.year, day.month, day.day, tzinfo=UTC).isoformat()
+
+
+def interval_conf(start: str, end: str) -> dict[str, str]:
+    """A manual run's conf that sets its data interval (the DAGs' `interval_start`/`interval_end`)."""
+    return {"interval_start": start, "interval_end": end}
 
 
 class Api:

@@ -160,3 +160,18 @@ def test_a_statistic_too_noisy_to_check_is_reported_not_silently_passed() -> Non
     profiles = data_quality.profile(frame, frame, ["x"], [])
     findings, unchecked = data_quality.check(profiles, {"x": {"null_increase": 0.1, "out_of_range": None}})
     assert findings == [] and unchecked == ["x out_of_range: too noisy in calibration to check", "x stuck: no limit"]
+
+
+def test_a_training_serving_skew_is_an_incident_that_names_the_feature(frames) -> None:
+    """The hourly scoring found, for a few flights, online values that differ from the offline store's."""
+    reference, week, inputs = frames
+    served = week.assign(served_from="online", skew="")
+    served.loc[served.index[:7], "skew"] = "weather__temp"
+    served.loc[served.index[7:9], "skew"] = "weather__temp,origin_ops__late_share_24h"
+    decision = check(served, reference, inputs)
+    assert decision.action == "incident"
+    assert {("weather__temp", "skew"), ("origin_ops__late_share_24h", "skew")} <= incidents(decision)
+    [temp] = [f for f in decision.incidents if f.column == "weather__temp"]
+    assert temp.detail == f"the online store served 9 of {len(week)} flights a value different from the offline store's"
+    clean = check(week.assign(served_from="offline", skew=None), reference, inputs)
+    assert not [f for f in clean.incidents if f.check == "skew"]

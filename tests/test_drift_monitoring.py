@@ -25,7 +25,7 @@ from include.mlops import drift, registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.monitoring import data_drift
 from include.mlops.settings import Settings
-from tests.conftest import copy_weeks, finish_training_runs, inject_shift
+from tests.conftest import copy_weeks, finish_training_runs, inject_shift, interval_conf
 
 TRAINING = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 9, tzinfo=UTC))
 FIRST_WEEK = Interval(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC))
@@ -60,8 +60,10 @@ def dags(state: Settings):
 
 
 def run_inference(dag, on: datetime):
-    """The daily run that scores the day `on` (a manual run scores the whole day before it)."""
-    return dag.test(logical_date=on + timedelta(days=1), run_after=on + timedelta(days=1))
+    """A manual run that scores the flights departing on the day `on`, in one run."""
+    interval = pipeline.interval_predicting(Settings.from_env(), Interval(on, on + timedelta(days=1)))
+    conf = interval_conf(interval.start.isoformat(), interval.end.isoformat())
+    return dag.test(logical_date=interval.end, run_after=interval.end, run_conf=conf)
 
 
 def run_monitoring(dag, at: datetime, conf: dict | None = None):
@@ -103,7 +105,7 @@ def checks(settings: Settings) -> list:
 
 def score(settings: Settings, first: int, last: int) -> None:
     for d in range(first, last + 1):
-        inference.score(settings, Interval(day(d), day(d + 1)))
+        inference.score(settings, pipeline.interval_predicting(settings, Interval(day(d), day(d + 1))))
 
 
 def test_batch_inference_skips_while_there_is_no_champion(dags) -> None:
@@ -124,7 +126,8 @@ def test_batch_inference_then_drift_monitoring_over_real_days(dags, state: Setti
     log = inference.predictions(state, FIRST_WEEK)
     assert len(log) == log["flight_id"].nunique() > 6000
     assert (log["model_version"] == 1).all() and log["prediction"].between(0, 1).all()
-    assert (log["event_timestamp"] == log["sched_dep_at"] - state.prediction_lead).all()
+    assert (log["event_timestamp"] == (log["sched_dep_at"] - state.prediction_lead).dt.floor("h")).all()
+    assert (log["served_from"] == "offline").all()  # a manual run of past days: not the online store
     assert {"weather__temp", "carrier_ops__mean_arr_delay_24h", "carrier"} <= set(log.columns)
     # Scored before they landed: flights without an outcome (cancelled) are in the log too.
     assert log["weather__temp"].notna().mean() > 0.95

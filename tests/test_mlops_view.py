@@ -23,16 +23,26 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.flights import inference, monitoring
+from include.flights import inference, monitoring, pipeline
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
-from tests.conftest import ROOT, airflow_standalone, copy_weeks, finish_training_runs, free_port, start, stop, wait_for
+from tests.conftest import (
+    ROOT,
+    WEEKS,
+    airflow_standalone,
+    copy_weeks,
+    finish_training_runs,
+    free_port,
+    start,
+    stop,
+    wait_for,
+)
 
 ARTIFACTS = ROOT / "test-artifacts"
 LOGICAL_DATE = datetime(2026, 11, 17, tzinfo=UTC)  # the gate judges on 10-16 November
 CONF = {"window_start": "2026-10-26", "window_end": "2026-11-09", "max_iter": 30, "configurations": 1}
 RULES = {"policy": {"reference_days": 7, "share_threshold": 0.05}}  # the weeks fixture holds a month
-ROUTES = ["/mlops/", "/mlops/api/overview", "/mlops/api/drift", "/mlops/api/audit"]
+ROUTES = ["/mlops/", "/mlops/api/overview", "/mlops/api/drift", "/mlops/api/audit", "/mlops/api/score?flight_id=x"]
 
 
 def day(d: int) -> datetime:
@@ -68,7 +78,7 @@ def loop(airflow_db: Path, weeks: Path, tmp_path_factory: pytest.TempPathFactory
         assert first.state == second.state == "success"
 
         for d in range(10, 24):
-            inference.score(settings, Interval(day(d), day(d + 1)))
+            inference.score(settings, pipeline.interval_predicting(settings, Interval(day(d), day(d + 1))))
         # Run ids (and so the run id of the training run a check triggers) differ from other modules'.
         check = bag.get_dag("drift_monitoring").test(
             logical_date=day_time(24, 2) - timedelta(days=1), run_after=day_time(24, 2), run_conf={"rules": RULES}
@@ -227,6 +237,48 @@ def test_an_unknown_model_has_nothing_in_production_and_a_bad_name_is_refused(ap
     assert "has no champion yet" in page.text
     bad = api.get("/mlops/api/overview", params={"model": "x' OR '1'='1"}, headers=bearer("viewer"))
     assert bad.status_code == 422 and "not a registered model name" in bad.text
+
+
+def test_the_scoring_route_answers_one_flight_with_the_online_features(loop, api, source) -> None:
+    import pandas as pd
+
+    from include.flights import features, model
+    from include.mlops import tracking
+    from include.mlops.feature_store import feature_service_name, historical_features, load_store
+
+    settings = loop.settings
+    pipeline.materialize(settings, pipeline.feature_days(settings, WEEKS))  # the weeks' latest rows, online
+    at = WEEKS.end
+    flights = source.flight_schedule(at + timedelta(hours=12), at + timedelta(hours=13))
+    flight_id = flights["flight_id"].iloc[0]
+    response = api.get(
+        "/mlops/api/score", params={"flight_id": flight_id, "at": at.isoformat()}, headers=bearer("viewer")
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    version, artifact, run_id = inference.champion(settings)
+    assert (body["model_version"], body["model_run_id"]) == (version, run_id) and 0 < body["probability"] < 1
+    assert body["as_of"] == at.isoformat() and body["sched_dep_at"] == flights["sched_dep_at"].iloc[0].isoformat()
+
+    # What it was given is what the offline store's point-in-time join gives at the same instant.
+    store = load_store(settings)
+    service = store.get_feature_service(feature_service_name(settings.model_name, version))
+    request = pipeline.request_features(flights.iloc[[0]], settings).assign(event_timestamp=pd.Timestamp(at))
+    _, inputs, _ = tracking.load_model(artifact)
+    offline = model.model_input(features.request_time_features(historical_features(store, request, service)), inputs)
+    offline = offline.iloc[0]
+    assert list(body["features"]) == inputs
+    assert offline.notna().sum() > 30
+    for column, value in body["features"].items():
+        assert (value is None and pd.isna(offline[column])) or value == pytest.approx(offline[column]), column
+
+    unknown = api.get("/mlops/api/score", params={"flight_id": "20261124T1200-XX1-JFK"}, headers=bearer("viewer"))
+    assert unknown.status_code == 404 and "no flight 20261124T1200-XX1-JFK is scheduled" in unknown.text
+    late = api.get(
+        "/mlops/api/score", params={"flight_id": flight_id, "at": (at + timedelta(hours=12)).isoformat()},
+        headers=bearer("viewer"),
+    )  # fmt: skip
+    assert late.status_code == 409 and "its prediction is in the predictions log" in late.text
 
 
 # A real browser on `airflow standalone`.

@@ -31,7 +31,7 @@ def clean(built: Settings) -> dict[str, pd.DataFrame]:
     return {
         "outcomes": lake.read("clean", "flight_outcomes", history, "outcome_at", ["flight_id"]),
         "departures": lake.read("clean", "departures", history, "departed_at", ["flight_id"]),
-        "weather": lake.read("clean", "weather", history, "observed_at", ["origin", "observed_at"]),
+        "weather": lake.read("clean", "weather", history, "hour_at", ["origin", "hour_at"]),
         "planes": pd.read_parquet(lake.partition_path("clean", "planes", pipeline.REFERENCE)),
     }
 
@@ -96,11 +96,11 @@ def test_trailing_statistics_equal_an_independent_range_join(
 def test_departure_board_equals_an_independent_range_join(
     view: str, training: pd.DataFrame, clean: dict[str, pd.DataFrame], built: Settings
 ) -> None:
-    """Departures known in [g - 2h, g) for g the 15-minute mark at or before t, by a direct join."""
+    """Departures known in [g - 2h, g) for g the prediction time (on the hour), by a direct join."""
     key = features.DEPARTURE_KEYS[view]
     departures = clean["departures"]
     keys = departures["carrier"] + "-" + departures["origin"] if key == "carrier_origin" else departures[key]
-    entities = naive(training.assign(key=training[key], g=training["event_timestamp"].dt.floor("15min")))[["key", "g"]]
+    entities = naive(training.assign(key=training[key], g=training["event_timestamp"]))[["key", "g"]]
     entities["row_id"] = np.arange(len(entities))
     connection = duckdb.connect()
     connection.register("entities", entities)
@@ -126,7 +126,7 @@ def test_departure_board_equals_an_independent_range_join(
         theirs = expected.loc[served, name].astype(float).to_numpy()
         np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=f"{view}__{name}")
     as_of = pd.to_datetime(training.loc[served, f"{view}__departures_as_of_unix"], unit="s", utc=True)
-    assert (as_of == training.loc[served, "event_timestamp"].dt.floor("15min")).all()
+    assert (as_of == training.loc[served, "event_timestamp"]).all()
 
 
 def test_weather_is_the_latest_observation_at_or_before_t(
@@ -175,14 +175,42 @@ def test_weather_is_the_raw_files_latest_hour_that_is_over_at_t(training: pd.Dat
 def test_the_first_departures_of_a_window_are_predicted_with_features_of_the_day_before(
     training: pd.DataFrame, built: Settings
 ) -> None:
-    early = training["event_timestamp"] < BUILT.start  # departures 00:00-01:59 UTC on the first day
+    early = training["event_timestamp"] < BUILT.start  # departures 00:00-02:59 UTC on the first day
     assert early.sum() > 0
     for column in ("weather__temp", "origin_ops__n_flights_24h", "carrier_ops__n_flights_24h"):
         assert training.loc[early, column].notna().all(), column
-    # Readiness covers that day: a window one day earlier needs the day before the built ones.
+    # Readiness covers the days their rows come from (an aircraft's departure is served for 24
+    # hours, so two days): a window one day earlier needs the day before the built ones.
     assert pipeline.days_without_features(built, BUILT) == []
     earlier = Interval(BUILT.start - pd.Timedelta(days=1), BUILT.end)
-    assert pipeline.days_without_features(built, earlier) == [(BUILT.start - pd.Timedelta(days=2)).date().isoformat()]
+    assert pipeline.days_without_features(built, earlier) == [(BUILT.start - pd.Timedelta(days=3)).date().isoformat()]
+
+
+def test_the_aircrafts_previous_departure_is_its_latest_known_before_t(
+    training: pd.DataFrame, clean: dict[str, pd.DataFrame]
+) -> None:
+    """By pandas' as-of merge on the clean departures: the aircraft's last departure known before
+    its hour (at most 24 hours before t), its delay, and the hours since it left."""
+    departures = clean["departures"].dropna(subset=["tailnum"])
+    known = departures.assign(known=departures["departed_at"].dt.floor("h") + pd.Timedelta(hours=1))
+    known = known.sort_values(["known", "departed_at"])[["tailnum", "known", "departed_at", "dep_delay"]]
+    rows = training[["tailnum", "event_timestamp"]].reset_index(names="row").dropna(subset=["tailnum"])
+    known["known"] = known["known"].astype(rows["event_timestamp"].dtype)
+    expected = (
+        pd.merge_asof(
+            rows.sort_values("event_timestamp"), known, left_on="event_timestamp", right_on="known", by="tailnum"
+        )
+        .set_index("row")
+        .sort_index()
+    )
+    fresh = (expected["event_timestamp"] - expected["known"]) <= pd.Timedelta(hours=24)
+    delay = expected["dep_delay"].where(fresh)
+    hours = ((expected["event_timestamp"] - expected["departed_at"]) / pd.Timedelta(hours=1)).where(fresh)
+    served = training.loc[expected.index]
+    assert fresh.mean() > 0.3
+    np.testing.assert_allclose(served["aircraft_departures__previous_dep_delay"], delay, equal_nan=True)
+    np.testing.assert_allclose(served[features.SINCE_PREVIOUS], hours, equal_nan=True)
+    assert (served[features.SINCE_PREVIOUS].dropna() > 0).all()  # it left before the prediction
 
 
 def test_aircraft_attributes_by_tail_number(training: pd.DataFrame, clean: dict[str, pd.DataFrame]) -> None:
@@ -197,6 +225,7 @@ def test_no_feature_timestamp_is_after_the_prediction_time(training: pd.DataFram
     t = (training["event_timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
     stamps = [f"{v}__stats_as_of_unix" for v in features.OPERATIONS_KEYS]
     stamps += [f"{v}__departures_as_of_unix" for v in features.DEPARTURE_KEYS]
+    stamps += ["aircraft_departures__previous_departed_at_unix"]
     for column in ["weather__observed_at_unix", *stamps]:
         known = training[column].notna()
         assert known.mean() > 0.5, column

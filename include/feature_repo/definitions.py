@@ -1,14 +1,18 @@
 """Feast definitions of the flights features; see include/flights/features.py for their meaning.
 
-Source paths are relative to the state folder; `include.mlops.feature_store` anchors them
-there when it applies the definitions.
+Every view that changes over time has a push source: `feature_pipeline` writes an interval's rows
+to the offline store (the Parquet files of the batch source) and pushes the latest of them to the
+online store, the same rows from the same code. Source paths are relative to the state folder;
+`include.mlops.feature_store` anchors them there when it applies the definitions.
 """
 
 from datetime import timedelta
 
-from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.data_format import ParquetFormat
 from feast.types import Float64, Int64, String
+
+from include.flights import features
 
 # Departure airport (EWR, JFK, LGA).
 origin = Entity(name="origin", join_keys=["origin"], value_type=ValueType.STRING, description="Departure airport")
@@ -56,13 +60,18 @@ def _source(name: str) -> FileSource:
     )
 
 
+def _pushed(name: str) -> PushSource:
+    """The push source of a view (`<view>_push`), backed by its offline files."""
+    return PushSource(name=f"{name}_push", batch_source=_source(name))
+
+
 # Latest hourly observation at the origin, at most three hours old.
 weather = FeatureView(
     name="weather",
     entities=[origin],
     ttl=timedelta(hours=3),
     schema=[Field(name=name, dtype=Float64) for name in _WEATHER] + [Field(name="observed_at_unix", dtype=Int64)],
-    source=_source("weather"),
+    source=_pushed("weather"),
 )
 
 # Static aircraft attributes (no TTL).
@@ -81,38 +90,48 @@ aircraft_attributes = FeatureView(
 
 # Trailing delay statistics by departure airport, hourly.
 origin_ops = FeatureView(
-    name="origin_ops", entities=[origin], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_source("origin_ops")
+    name="origin_ops", entities=[origin], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_pushed("origin_ops")
 )
 
 # Trailing delay statistics by airline, hourly.
 carrier_ops = FeatureView(
-    name="carrier_ops", entities=[carrier], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_source("carrier_ops")
+    name="carrier_ops", entities=[carrier], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_pushed("carrier_ops")
 )
 
 # Trailing delay statistics by route, hourly.
 route_ops = FeatureView(
-    name="route_ops", entities=[route], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_source("route_ops")
+    name="route_ops", entities=[route], ttl=timedelta(hours=1), schema=_OPERATIONS, source=_pushed("route_ops")
 )
 
-# The departure board of the last two hours by departure airport, every 15 minutes.
+# The departure board of the last two hours by departure airport, hourly.
 origin_departures = FeatureView(
     name="origin_departures",
     entities=[origin],
-    ttl=timedelta(minutes=15),
+    ttl=timedelta(hours=1),
     schema=_DEPARTURES,
-    source=_source("origin_departures"),
+    source=_pushed("origin_departures"),
 )
 
-# The departure board of the last two hours by airline at its departure airport, every 15 minutes.
+# The departure board of the last two hours by airline at its departure airport, hourly.
 carrier_departures = FeatureView(
     name="carrier_departures",
     entities=[carrier_origin],
-    ttl=timedelta(minutes=15),
+    ttl=timedelta(hours=1),
     schema=_DEPARTURES,
-    source=_source("carrier_departures"),
+    source=_pushed("carrier_departures"),
+)
+
+# The aircraft's latest departure from New York, for 24 hours after it left.
+aircraft_departures = FeatureView(
+    name="aircraft_departures",
+    entities=[aircraft],
+    ttl=features.AIRCRAFT_DEPARTURE_TTL,
+    schema=[Field(name="previous_dep_delay", dtype=Float64), Field(name="previous_departed_at_unix", dtype=Int64)],
+    source=_pushed("aircraft_departures"),
 )
 
 ENTITIES = [origin, carrier, route, carrier_origin, aircraft]
 FEATURE_VIEWS = [
     weather, aircraft_attributes, origin_ops, carrier_ops, route_ops, origin_departures, carrier_departures,
+    aircraft_departures,
 ]  # fmt: skip

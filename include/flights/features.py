@@ -3,9 +3,9 @@
 Every feature row carries `event_timestamp`, the instant from which it is known (repeated
 as the feature `observed_at_unix` / `stats_as_of_unix`, in Unix seconds):
 
-- weather: an observation is known from the hour it was taken (`observed_at`);
+- weather: an hour's observation is known once the hour is over (`observed_at`);
 - aircraft: static reference attributes, known since always (the Unix epoch);
-- operations (`origin_ops`, `carrier_ops`, `route_ops`): trailing statistics on an hourly
+- operations (`origin_ops`, `carrier_ops`, `route_ops`): trailing statistics on the hourly
   grid. The row stamped `g` counts only flights whose outcome was known strictly before
   `g` (landed, or cancelled/diverted once due), over the windows [g - 1h, g),
   [g - 24h, g) and [g - 7d, g). A flight is late when it arrived `late_minutes` or more
@@ -13,15 +13,28 @@ as the feature `observed_at_unix` / `stats_as_of_unix`, in Unix seconds):
   an outcome in the past 7 days; Feast's TTL of one hour then reads "no row" as "no
   recent flights" rather than serving a stale one.
 - departures (`origin_departures`, `carrier_departures`): what the departure board has shown
-  over the last two hours, on a 15-minute grid, by origin and by carrier at origin. The row
+  over the last two hours, on the hourly grid, by origin and by carrier at origin. The row
   stamped `g` counts departures (and cancellations, known by their scheduled departure) in
   [g - 2h, g): how many left, how many were cancelled, their mean departure delay and the
   share that left `late_minutes` or more late. A row is written whenever its key had a
   departure in the past 24 hours, so that a quiet airport reads 0, not "unknown"; Feast's TTL
-  of 15 minutes serves no stale row.
+  of one hour serves no stale row.
+
+- aircraft departures (`aircraft_departures`): the aircraft's latest departure from New York
+  known at each hour: a row per tail number and departure, stamped at the first grid time after
+  it left (or, cancelled, was due), with its departure delay (null when cancelled) and when it
+  left (`previous_departed_at_unix`). Feast's TTL of 24 hours makes it "today's". How long ago
+  it left depends on when the prediction is made, so `hours_since_previous_departure` is computed
+  from the request's time after the join (`request_time_features`), the same way for training
+  and serving.
 
 Trailing statistics share one rule: an event known at instant x is counted from the first
 grid time after x (an outcome at 09:59 is first counted at 10:00, one at 10:00 sharp at 11:00).
+
+An interval [start, end) of data yields the rows stamped in (start, end]: the row stamped
+`end` summarises what was known before `end`, so it is written with the interval that ends
+there. Predictions are made on the hour (`include.flights.pipeline`), so once the pipeline
+has processed the interval ending at T, the rows a prediction at T reads are all written.
 """
 
 from __future__ import annotations
@@ -43,9 +56,15 @@ OPERATIONS_FEATURES = [
     f"{stat}_{window}" for window in WINDOWS_HOURS for stat in ("n_flights", "late_share", "mean_arr_delay")
 ]
 DEPARTURE_KEYS = {"origin_departures": "origin", "carrier_departures": "carrier_origin"}
-DEPARTURE_STEP = timedelta(minutes=15)
+DEPARTURE_WINDOW_HOURS = 2
 DEPARTURE_REACH = timedelta(hours=24)  # how far back a departure keeps its key's rows written
+STEP = timedelta(hours=1)  # the grid of the trailing statistics
 DEPARTURE_FEATURES = ["n_departures_2h", "n_cancelled_2h", "mean_dep_delay_2h", "late_departure_share_2h"]
+AIRCRAFT_DEPARTURE_FEATURES = ["previous_dep_delay", "previous_departed_at_unix"]
+AIRCRAFT_DEPARTURE_TTL = timedelta(hours=24)  # the longest a served row may be: "today's" departure
+# Computed after the join from the request's time: the column it adds -> the served column it needs.
+SINCE_PREVIOUS = "aircraft_departures__hours_since_previous_departure"
+REQUEST_TIME = {SINCE_PREVIOUS: "aircraft_departures__previous_departed_at_unix"}
 EPOCH = "1970-01-01T00:00:00Z"
 
 
@@ -58,7 +77,7 @@ def carrier_origin_of(frame: pd.DataFrame) -> pd.Series:
 
 
 def weather_features(weather: pd.DataFrame) -> pd.DataFrame:
-    """One row per origin and observation."""
+    """One row per origin and observation, stamped when it was published."""
     rows = weather[["origin", "observed_at", *WEATHER_FEATURES]].rename(columns={"observed_at": "event_timestamp"})
     rows = rows.astype({name: "float64" for name in WEATHER_FEATURES}).reset_index(drop=True)
     rows["observed_at_unix"] = _unix_seconds(rows["event_timestamp"])
@@ -84,14 +103,14 @@ def aircraft_features(planes: pd.DataFrame) -> pd.DataFrame:
 def operations_features(
     outcomes: pd.DataFrame, key: str, start: datetime, end: datetime, late_minutes: int
 ) -> pd.DataFrame:
-    """Trailing delay statistics by `key` on the hourly grid of [start, end).
+    """Trailing delay statistics by `key` on the hourly grid of (start, end].
 
     `outcomes` must hold every outcome in [start - 7 days, end) (more is ignored).
     """
     import numpy as np
     import pandas as pd
 
-    grid = pd.date_range(pd.Timestamp(start).ceil("h"), pd.Timestamp(end), freq="h", inclusive="left")
+    grid = grid_of(start, end)
     keys = outcomes[key] if key != "route" else route_of(outcomes)
     arr_delay = outcomes["arr_delay"]
     measures = {
@@ -100,7 +119,7 @@ def operations_features(
         "arrived": arr_delay.notna().to_numpy(dtype="float64"),
         "delay": arr_delay.fillna(0).to_numpy(),
     }
-    names, sums = _trailing_sums(keys, outcomes["outcome_at"], measures, grid, timedelta(hours=1), WINDOWS_HOURS)
+    names, sums = _trailing_sums(keys, outcomes["outcome_at"], measures, grid, WINDOWS_HOURS)
     if not len(names):
         return _typed(
             pd.DataFrame(columns=[key, "event_timestamp", *OPERATIONS_FEATURES]),
@@ -121,16 +140,14 @@ def operations_features(
 def departure_features(
     departures: pd.DataFrame, key: str, start: datetime, end: datetime, late_minutes: int
 ) -> pd.DataFrame:
-    """The last two hours of departures by `key` on the 15-minute grid of [start, end).
+    """The last two hours of departures by `key` on the hourly grid of (start, end].
 
     `departures` must hold every departure known in [start - 24 hours, end) (more is ignored).
     """
     import numpy as np
     import pandas as pd
 
-    grid = pd.date_range(
-        pd.Timestamp(start).ceil(DEPARTURE_STEP), pd.Timestamp(end), freq=DEPARTURE_STEP, inclusive="left"
-    )
+    grid = grid_of(start, end)
     keys = departures[key] if key != "carrier_origin" else carrier_origin_of(departures)
     dep_delay = departures["dep_delay"]
     measures = {
@@ -139,8 +156,8 @@ def departure_features(
         "late": (dep_delay >= late_minutes).to_numpy(dtype="float64"),
         "delay": dep_delay.fillna(0).to_numpy(),
     }
-    windows = {"2h": 8, "reach": DEPARTURE_REACH // DEPARTURE_STEP}
-    names, sums = _trailing_sums(keys, departures["departed_at"], measures, grid, DEPARTURE_STEP, windows)
+    windows = {"2h": DEPARTURE_WINDOW_HOURS, "reach": DEPARTURE_REACH // STEP}
+    names, sums = _trailing_sums(keys, departures["departed_at"], measures, grid, windows)
     columns = [key, "event_timestamp", *DEPARTURE_FEATURES]
     if not len(names):
         return _typed(pd.DataFrame(columns=columns), key, DEPARTURE_FEATURES, "departures_as_of_unix")
@@ -156,23 +173,64 @@ def departure_features(
     return _typed(_rows(key, names, grid, data, active), key, DEPARTURE_FEATURES, "departures_as_of_unix")
 
 
+def grid_of(start: datetime, end: datetime) -> pd.DatetimeIndex:
+    """The grid times of the rows an interval [start, end) of data yields: (start, end]."""
+    import pandas as pd
+
+    return pd.date_range(pd.Timestamp(start).floor(STEP), pd.Timestamp(end), freq=STEP, inclusive="right")
+
+
+def aircraft_departure_features(departures: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """Each aircraft's departures as rows stamped at the first grid time after they were known,
+    for the rows stamped in (start, end]; of two departures in one hour, the later."""
+    import pandas as pd
+
+    known = departures.dropna(subset=["tailnum"])
+    stamp = known["departed_at"].dt.floor(STEP) + STEP
+    inside = ((stamp > pd.Timestamp(start)) & (stamp <= pd.Timestamp(end))).to_numpy()
+    rows = pd.DataFrame(
+        {
+            "tailnum": known["tailnum"].astype(str).to_numpy()[inside],
+            "event_timestamp": stamp.to_numpy()[inside],
+            "previous_dep_delay": known["dep_delay"].astype("float64").to_numpy()[inside],
+            "departed_at": known["departed_at"].to_numpy()[inside],
+        }
+    )
+    rows = rows.sort_values(["event_timestamp", "departed_at"], kind="stable")
+    rows = rows.drop_duplicates(["tailnum", "event_timestamp"], keep="last")
+    rows["previous_departed_at_unix"] = _unix_seconds(pd.to_datetime(rows.pop("departed_at"), utc=True))
+    rows["event_timestamp"] = pd.to_datetime(rows["event_timestamp"], utc=True)
+    return rows.sort_values(["event_timestamp", "tailnum"]).reset_index(drop=True)
+
+
+def request_time_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """The features that depend on when the prediction is made, from the request's time
+    (`event_timestamp`) and the served features: hours since the aircraft's previous departure."""
+    import pandas as pd
+
+    column = REQUEST_TIME[SINCE_PREVIOUS]
+    if column not in frame:
+        return frame
+    at = (frame["event_timestamp"] - pd.Timestamp(EPOCH)) // pd.Timedelta(seconds=1)
+    return frame.assign(**{SINCE_PREVIOUS: (at - frame[column].astype("float64")) / 3600})
+
+
 def _trailing_sums(
     keys: pd.Series,
     known_at: pd.Series,
     measures: dict[str, np.ndarray],
     grid: pd.DatetimeIndex,
-    step: timedelta,
     windows: dict[str, int],
 ) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
     """For every key and grid time g, each measure summed over the events known in
-    [g - width * step, g), for each window's width in steps: (key names, {window: {measure:
+    [g - width * STEP, g), for each window's width in steps: (key names, {window: {measure:
     array of keys x grid}}). No key names when the grid is empty or no event is in reach."""
     import numpy as np
     import pandas as pd
 
     if grid.empty:
         return np.array([]), {}
-    step = pd.Timedelta(step)
+    step = pd.Timedelta(STEP)
     ticks = pd.date_range(grid[0] - step * (max(windows.values()) - 1), grid[-1], freq=step)
     bucket = known_at.dt.floor(step) + step  # the first grid time after the event
     keep = ((bucket >= ticks[0]) & (bucket <= ticks[-1])).to_numpy()

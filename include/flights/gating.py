@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.flights import model, pipeline
+from include.flights import features, model, pipeline
 from include.mlops import gate, registry, tracking
 from include.mlops.evaluation import relative_latency
 from include.mlops.gate import GateError
@@ -367,6 +367,7 @@ def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) ->
             f"version {version} of {name} has no feature service {feature_service_name(name, version)}"
         ) from None
     served = {f"{p.name_to_use()}__{f.name}" for p in service.feature_view_projections for f in p.features}
+    served |= {derived for derived, needs in features.REQUEST_TIME.items() if needs in served}
     request = set(pipeline.REQUEST_COLUMNS)
     return [c for c in inputs if c not in served and c not in request]
 

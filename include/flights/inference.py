@@ -1,29 +1,38 @@
-"""Batch inference: the champion scores an interval's flights, each as of its prediction time.
+"""Inference: the champion predicts flights before they leave, each as of its prediction time.
 
-- **Who is scored**: every flight the source's schedule says departs in the interval. The schedule
-  is known in advance and carries no outcome, so cancelled and late-landing flights are scored
-  like the others (the lake's outcomes would leave them out until they land).
-- **With what**: the features known at each flight's prediction time (scheduled departure minus
-  the lead), through Feast's point-in-time join on the offline store and the champion version's
-  own feature service `<model>_v<version>`, so a model is always served the features it was
-  trained with. On the replay clock a day's features exist once the day is over, so the daily run
-  scores the interval that just ended, with exactly what an online scorer would have seen then.
+- **When**: on the hour. A flight's prediction time is the last hour at or before its scheduled
+  departure minus the lead (`pipeline.prediction_time`), so with the default 2-hour lead it is
+  predicted 2 to 3 hours ahead. `score(interval)` makes the predictions of the hours in
+  (start, end]: once `feature_pipeline` has processed the data up to `end`, everything a
+  prediction at `end` reads is known and written.
+- **Who is scored**: every flight the source's schedule says departs in `departures_predicted_in`
+  the interval. The schedule is known in advance and carries no outcome, so cancelled and
+  late-landing flights are scored like the others.
+- **With what**: the champion version's own feature service `<model>_v<version>`, so a model is
+  always served the features it was trained with. A run of one hour whose features are the
+  latest the pipeline has built (the live, scheduled case) reads them from the online store;
+  any other run (a re-run, a catch-up, a longer manual interval) reads the same values from the
+  offline store's point-in-time join, because the online store only holds the present. Each row
+  records which (`served_from`); `pipeline.skew` proves the two agree.
 - **By whom**: the version the alias `champion` points to when the step runs; every row carries
   that version and its MLflow run.
 - **Where to**: the predictions log, the offline store's table `predictions/<model>`: one Parquet
-  partition per interval (`state/lake/predictions/<model>/<interval>.parquet`), replaced when the
-  interval is scored again, so a re-run never duplicates rows. The schedule that was scored is kept
-  raw in the lake as well.
+  partition per scored interval, keyed by the departures it covers, replaced when the interval is
+  scored again, so a re-run never duplicates rows. Each row holds the flight, its prediction time
+  (`event_timestamp`, the instant the prediction is made as of, never after its scheduled
+  departure minus the lead), the features used, the probability, the model, and `scored_at`, the
+  wall-clock time the row was written. The schedule that was scored is kept raw in the lake.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from include.flights import model, pipeline
+from include.flights import features, model, pipeline
 from include.mlops import registry, tracking
 from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
@@ -38,6 +47,7 @@ log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions"  # the lake zone of the predictions log; its table is the model's name
 PREDICTION = "prediction"  # the probability column
+SKEW = "skew"  # online-served rows: the features that differed from the offline store ("" if none)
 LOG_KEYS = ["flight_id", "event_timestamp", "sched_dep_at"]
 
 
@@ -62,33 +72,49 @@ def champion(settings: Settings) -> tuple[int, str, str]:
 
 
 def score(settings: Settings, interval: Interval, source: FlightSource | None = None) -> dict[str, object]:
-    """Score the interval's scheduled flights with the champion; replace the interval's predictions."""
+    """Make the predictions of the hours in (start, end] with the champion; replace the
+    interval's partition of the predictions log."""
     from include.flights.source import default_source
-    from include.mlops.feature_store import feature_service_name, historical_features, load_store
+    from include.mlops.feature_store import (
+        disagreeing,
+        feature_service_name,
+        historical_features,
+        load_store,
+        online_features,
+    )
 
     started = time.perf_counter()
     version, artifact, run_id = champion(settings)
     loaded, inputs, _ = tracking.load_model(artifact)
-    missing_days = pipeline.days_without_features(settings, interval)
+    missing_days = pipeline.days_without_features_to_predict(settings, interval)
     if missing_days:
         raise DataValidationError(
             f"features missing for {missing_days[0]} ({len(missing_days)} days), needed to score {interval}: "
             "run feature_pipeline for it first"
         )
+    departing = pipeline.departures_predicted_in(settings, interval)
     lake = Lake(settings.lake_dir)
-    schedule = (source or default_source()).flight_schedule(interval.start, interval.end)
-    lake.archive("raw", "flight_schedule", interval.key, schedule)
+    schedule = (source or default_source()).flight_schedule(departing.start, departing.end)
+    lake.archive("raw", "flight_schedule", departing.key, schedule)
+    requests = pipeline.request_features(schedule, settings)
+    live = interval.end - interval.start == features.STEP and not pipeline.features_built_after(settings, interval.end)
     loading = time.perf_counter() - started
 
     started = time.perf_counter()
-    if schedule.empty:
-        log.warning("No flight is scheduled to depart in %s: the predictions log gets an empty partition", interval)
-        frame = pipeline.request_features(schedule, settings)
-        frame = frame.reindex(columns=list(dict.fromkeys([*frame.columns, *inputs])))
+    skew = None  # per flight, the features whose online value differed from the offline one
+    if requests.empty:
+        log.warning("No flight departs in %s: the predictions log gets an empty partition", departing)
+        frame = requests.reindex(columns=list(dict.fromkeys([*requests.columns, *inputs])))
     else:
         store = load_store(settings)
         service = store.get_feature_service(feature_service_name(settings.model_name, version))
-        frame = historical_features(store, pipeline.request_features(schedule, settings), service)
+        frame = historical_features(store, requests, service)
+        if live:  # served online, and checked value for value against the offline store
+            served = online_features(store, requests, service, pipeline.ENTITY_KEYS)
+            differs = disagreeing(served, frame, [c for c in frame.columns if "__" in c])
+            skew = [",".join(differs.columns[row]) for row in differs.to_numpy()]
+            frame = served
+        frame = features.request_time_features(frame)
     unserved = [c for c in inputs if c not in frame.columns]
     if unserved:
         raise DataValidationError(
@@ -96,12 +122,13 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
             + ", ".join(unserved)
         )
     x = model.model_input(frame, inputs)
-    features = time.perf_counter() - started
+    serving = time.perf_counter() - started
 
     started = time.perf_counter()
     probability = loaded.predict_proba(x)[:, 1] if len(x) else []
     scoring = time.perf_counter() - started
 
+    served_from = "online" if live else "offline"
     predictions = (
         frame[LOG_KEYS]
         .join(x)
@@ -111,20 +138,36 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
                 "model_name": settings.model_name,
                 "model_version": version,
                 "model_run_id": run_id,
+                "served_from": served_from,
+                SKEW: skew,
+                "scored_at": datetime.now(UTC),
             }
         )
     )
-    path = lake.write_partition(PREDICTIONS, settings.model_name, interval.key, predictions)
-    log.info("Version %s of %s scored %d flights of %s into %s", version, settings.model_name, len(x), interval, path)
+    path = lake.write_partition(PREDICTIONS, settings.model_name, departing.key, predictions)
+    log.info(
+        "Version %s of %s scored %d flights departing in %s (%s features) into %s",
+        version, settings.model_name, len(x), departing, served_from, path,
+    )  # fmt: skip
+    skewed = predictions[predictions[SKEW].fillna("") != ""]
+    if len(skewed):
+        columns = sorted({c for found in skewed[SKEW] for c in found.split(",")})
+        raise DataValidationError(
+            f"training-serving skew: the online store served {len(skewed)} of {len(predictions)} flights departing "
+            f"in {departing} features that differ from the offline store's ({', '.join(columns)}); "
+            f"the predictions are kept at {path}"
+        )
     return {
         "interval": interval.key,
+        "departing": departing.key,
         "rows": len(predictions),
+        "served_from": served_from,
         "model": settings.model_name,
         "model_version": version,
         "model_run_id": run_id,
         "path": str(path),
         "mean_probability": float(predictions[PREDICTION].mean()) if len(predictions) else None,
-        "seconds": {"loading": loading, "features": features, "scoring": scoring},
+        "seconds": {"loading": loading, "features": serving, "scoring": scoring},
     }
 
 
@@ -150,3 +193,70 @@ def unscored_days(settings: Settings, window: Interval) -> list[str]:
     """The UTC days of `window` that the predictions log does not cover."""
     missing = Lake(settings.lake_dir).missing_days(PREDICTIONS, settings.model_name, window)
     return [day.start.date().isoformat() for day in missing]
+
+
+class FlightNotFoundError(LookupError):
+    """No flight with that identity is scheduled."""
+
+
+@dataclass
+class FlightScorer:
+    """One flight's probability on demand (the MLOps app's scoring route), from the champion and
+    the online store, with the same request features and feature service as the hourly runs.
+
+    Keeps the champion's model and the feature store between calls; asks the registry for the
+    champion on every call, so a promotion or rollback is served from the next request on.
+    """
+
+    settings: Settings
+    source: FlightSource | None = None
+    _models: dict[int, tuple[object, list[str]]] = field(default_factory=dict)
+    _store: object = None
+
+    def score(self, flight_id: str, at: datetime | None = None) -> dict[str, object]:
+        """The flight's probability as of `at` (default: now; on the hour, as the hourly runs
+        predict), which may not be after the flight's prediction time."""
+        import pandas as pd
+
+        from include.flights.source import default_source
+        from include.mlops.feature_store import feature_service_name, load_store, online_features
+
+        version, artifact, run_id = champion(self.settings)
+        if version not in self._models:
+            loaded, inputs, _ = tracking.load_model(artifact)
+            self._models = {version: (loaded, inputs)}
+        loaded, inputs = self._models[version]
+        self._store = self._store or load_store(self.settings)
+        try:
+            sched = datetime.strptime(flight_id[:13], "%Y%m%dT%H%M").replace(tzinfo=UTC)
+        except ValueError:
+            raise FlightNotFoundError(
+                f"not a flight id (YYYYMMDDTHHMM-<carrier><number>-<origin>): {flight_id!r}"
+            ) from None
+        schedule = (self.source or default_source()).flight_schedule(sched, sched + timedelta(minutes=1))
+        flight = schedule[schedule["flight_id"] == flight_id]
+        if flight.empty:
+            raise FlightNotFoundError(f"no flight {flight_id} is scheduled")
+        request = pipeline.request_features(flight, self.settings)
+        predicted_at = request["event_timestamp"].iloc[0]
+        as_of = (at or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+        if as_of > predicted_at:
+            raise ValueError(
+                f"flight {flight_id} was predicted at {predicted_at.isoformat()}, before {as_of.isoformat()}: "
+                "its prediction is in the predictions log"
+            )
+        service = self._store.get_feature_service(feature_service_name(self.settings.model_name, version))
+        frame = online_features(self._store, request.assign(event_timestamp=as_of), service, pipeline.ENTITY_KEYS)
+        frame = features.request_time_features(frame)
+        x = model.model_input(frame, inputs)
+        return {
+            "flight_id": flight_id,
+            "probability": float(loaded.predict_proba(x)[0, 1]),
+            "model_name": self.settings.model_name,
+            "model_version": version,
+            "model_run_id": run_id,
+            "as_of": as_of.isoformat(),
+            "prediction_time": predicted_at.isoformat(),
+            "sched_dep_at": flight["sched_dep_at"].iloc[0].isoformat(),
+            "features": {column: None if pd.isna(value) else value for column, value in x.iloc[0].to_dict().items()},
+        }

@@ -14,6 +14,8 @@ import random
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
+from include.flights import features
+
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
@@ -41,10 +43,13 @@ SKOPS_TRUSTED_TYPES = [
 def numeric_features(feature_refs: list[str]) -> list[str]:
     """Request facts plus every numeric Feast feature, as training-set columns.
 
-    A feature's own timestamp (`*_unix`) says how fresh it is, not what it is: left out.
+    A feature's own timestamp (`*_unix`) says how fresh it is, not what it is: left out, except
+    the aircraft's previous departure, which becomes the hours since it left
+    (`features.request_time_features`).
     """
     columns = [ref.replace(":", "__") for ref in feature_refs]
-    return REQUEST_NUMERIC + [c for c in columns if c not in CATEGORICAL and not c.endswith("_unix")]
+    numeric = REQUEST_NUMERIC + [c for c in columns if c not in CATEGORICAL and not c.endswith("_unix")]
+    return numeric + [derived for derived, needs in features.REQUEST_TIME.items() if needs in columns]
 
 
 def model_input(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

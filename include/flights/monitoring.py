@@ -9,6 +9,7 @@
   champion's training-feature sample (`reference/training_features.json` on its run); or
   `seasonal`, the same window 52 weeks earlier (where the log reaches back that far);
 - **data quality** (`include.mlops.data_quality`) of every model input, window against reference,
+  and the training-serving skew the hourly scoring found (any is an incident),
   each statistic against its calibrated limit: a finding is an incident, not drift;
 - **drift** of every model input and of the prediction, each against its own threshold; drifted
   inputs are weighed by the champion's permutation importance (`importance.json` on its run);
@@ -189,6 +190,7 @@ def observe(
             (drift.FeatureDrift(c.column, c.score, c.threshold, 0.0) for c in result.columns if c.column == PREDICTION),
             None,
         )
+    findings += data_quality.serving_skew(current, inference.SKEW)
     if unchecked:
         log.debug("Data-quality statistics not checked: %s", "; ".join(unchecked))
     quality, why = None, ""
@@ -332,6 +334,8 @@ def check(
         realised = binary_metrics(labelled[model.LABEL].to_numpy(), labelled[PREDICTION].to_numpy(), threshold)
     metrics = {
         "current_rows": len(current),
+        "online_served_rows": int(current["served_from"].eq("online").sum()) if "served_from" in current else 0,
+        "skewed_rows": int(current[inference.SKEW].fillna("").ne("").sum()) if inference.SKEW in current else 0,
         "reference_rows": len(reference),
         "labelled_rows": len(labelled),
         **({"drift_share": decision.drift_share} if decision.drift_share is not None else {}),

@@ -27,7 +27,11 @@ log = logging.getLogger(__name__)
 
 REFERENCE = "reference"  # partition name of static reference tables
 SCHEMAS = {s.name: s for s in (schema.FLIGHT_OUTCOMES, schema.DEPARTURES, schema.WEATHER, schema.PLANES)}
-ONLINE_VIEWS = ["weather", *features.OPERATIONS_KEYS, *features.DEPARTURE_KEYS]
+# The views that change over time, by join key.
+VIEW_KEYS = {
+    "weather": "origin", **features.OPERATIONS_KEYS, **features.DEPARTURE_KEYS, "aircraft_departures": "tailnum",
+}  # fmt: skip
+ONLINE_VIEWS = list(VIEW_KEYS)
 STATIC_VIEWS = ["aircraft"]
 
 
@@ -103,6 +107,7 @@ def build_features(settings: Settings, interval: Interval) -> dict[str, int]:
         written[view] = features.departure_features(
             departures, key, interval.start, interval.end, settings.late_minutes
         )
+    written["aircraft_departures"] = features.aircraft_departure_features(departures, interval.start, interval.end)
     for view, frame in written.items():
         lake.write_partition("features", view, interval.key, frame)
     lake.write_partition("features", "aircraft", REFERENCE, features.aircraft_features(planes))
@@ -119,17 +124,39 @@ def apply_definitions(settings: Settings) -> list[str]:
     return apply_if_changed(load_store(settings), [*definitions.ENTITIES, *definitions.FEATURE_VIEWS])
 
 
-def materialize(settings: Settings, interval: Interval) -> dict[str, str]:
-    """Load the interval, and the overlap before it for late data, into the online store."""
+def materialize(settings: Settings, interval: Interval) -> dict[str, object]:
+    """Load the interval's feature rows into the online store: the latest row of each key, of
+    each view that changes over time, through the view's push source (the same rows the offline
+    store holds), and the static aircraft view by Feast's materialization.
+
+    A view whose offline store already holds a later interval is left alone: its online rows are
+    newer than this interval's (a re-run or catch-up must not put the past over the present)."""
+    import pandas as pd
+
     from include.mlops.feature_store import load_store
     from include.mlops.feature_store import materialize as feast_materialize
 
+    lake = Lake(settings.lake_dir)
     store = load_store(settings)
-    start = interval.start - settings.materialize_overlap
-    feast_materialize(store, start, interval.end, ONLINE_VIEWS)
+    pushed, skipped = {}, []
+    for view in ONLINE_VIEWS:
+        if features_built_after(settings, interval.end, view):
+            skipped.append(view)
+            continue
+        path = lake.partition_path("features", view, interval.key)
+        if not path.exists():
+            raise DataValidationError(f"no {view} features for {interval} at {path}: run build_features first")
+        rows = pd.read_parquet(path).sort_values("event_timestamp", kind="stable")
+        if rows.empty:
+            continue
+        latest = rows.drop_duplicates(subset=[VIEW_KEYS[view]], keep="last")
+        store.push(f"{view}_push", latest)
+        pushed[view] = len(latest)
+    if skipped:
+        log.info("Not pushed, the online store holds later rows: %s", ", ".join(skipped))
     # Static reference rows are stamped at the epoch, so their window starts there.
     feast_materialize(store, datetime(1970, 1, 1, tzinfo=UTC), interval.end, STATIC_VIEWS)
-    return {"start": start.isoformat(), "end": interval.end.isoformat()}
+    return {"interval": interval.key, "pushed": pushed, "skipped": skipped}
 
 
 # The join keys of the feature views, as a request carries them.
@@ -144,7 +171,7 @@ REQUEST_COLUMNS = [
 def entity_frame(settings: Settings, window: Interval) -> pd.DataFrame:
     """Flights scheduled to depart in `window` whose outcome the lake holds, one row each.
 
-    `event_timestamp` is the prediction time (scheduled departure minus the lead); the
+    `event_timestamp` is the prediction time (`prediction_time`); the
     label `is_late` and the time it became known (`label_at`) come with each row.
     """
     lake = Lake(settings.lake_dir)
@@ -163,6 +190,12 @@ def entity_frame(settings: Settings, window: Interval) -> pd.DataFrame:
     )
 
 
+def prediction_time(sched_dep: pd.Series, settings: Settings) -> pd.Series:
+    """When a flight is predicted: the last hour at or before its scheduled departure minus the
+    lead (`batch_inference` runs on the hour), so 2 to 3 hours ahead with the default lead."""
+    return (sched_dep - settings.prediction_lead).dt.floor(features.STEP)
+
+
 def request_features(flights: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Entity keys, prediction time and the schedule facts carried by the request itself.
 
@@ -177,7 +210,7 @@ def request_features(flights: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return flights.assign(
         route=features.route_of(flights),
         carrier_origin=features.carrier_origin_of(flights),
-        event_timestamp=flights["sched_dep_at"] - settings.prediction_lead,
+        event_timestamp=prediction_time(flights["sched_dep_at"], settings),
         dep_hour=local.dt.hour,
         day_of_week=local.dt.dayofweek,
         month=local.dt.month,
@@ -193,7 +226,7 @@ def training_set(settings: Settings, window: Interval, labels_by: datetime | Non
     entities = entities[entities["label_at"] < (labels_by or window.end)].reset_index(drop=True)
     if entities.empty:
         return entities
-    return historical_features(load_store(settings), entities, all_feature_refs())
+    return features.request_time_features(historical_features(load_store(settings), entities, all_feature_refs()))
 
 
 def all_feature_refs() -> list[str]:
@@ -204,16 +237,57 @@ def all_feature_refs() -> list[str]:
 
 
 def feature_days(settings: Settings, window: Interval) -> Interval:
-    """The whole UTC days whose features the flights departing in `window` read: from the day of
-    its first prediction time (a lead before its start, so often the day before) to its end."""
-    first = window.start - settings.prediction_lead
-    return Interval(datetime(first.year, first.month, first.day, tzinfo=UTC), window.end)
+    """The whole UTC days whose features the flights departing in `window` read (for a window
+    from midnight, from two days before it to its end): `needed_days` of its predictions."""
+    import pandas as pd
+
+    return needed_days(prediction_time(pd.Series([pd.Timestamp(window.start)]), settings)[0], window.end)
+
+
+def needed_days(first_prediction: datetime, end: datetime) -> Interval:
+    """The whole UTC days of data, up to `end`, whose feature rows predictions from
+    `first_prediction` on may read: from the day that yields the oldest such row (a row stamped T
+    is written with the hour before T, and an aircraft's departure is served for 24 hours)."""
+    oldest = first_prediction - features.STEP - features.AIRCRAFT_DEPARTURE_TTL
+    return Interval(datetime(oldest.year, oldest.month, oldest.day, tzinfo=UTC), end)
 
 
 def days_without_features(settings: Settings, window: Interval) -> list[str]:
     """The days of `feature_days(window)` that no feature partition covers."""
     missing = Lake(settings.lake_dir).missing_days("features", "weather", feature_days(settings, window))
     return [day.start.date().isoformat() for day in missing]
+
+
+def departures_predicted_in(settings: Settings, interval: Interval) -> Interval:
+    """The flights whose prediction time is one of the hours in (start, end]: those departing in
+    [start + 1 h + lead, end + 1 h + lead). The interval must start and end on the hour."""
+    for name, instant in (("start", interval.start), ("end", interval.end)):
+        if instant.minute or instant.second or instant.microsecond:
+            raise ValueError(f"predictions are made on the hour: interval {name} {instant.isoformat()} is not")
+    ahead = features.STEP + settings.prediction_lead
+    return Interval(interval.start + ahead, interval.end + ahead)
+
+
+def interval_predicting(settings: Settings, departing: Interval) -> Interval:
+    """The data interval whose predictions are those of the flights departing in `departing`
+    (which must start and end on the hour): the inverse of `departures_predicted_in`."""
+    ahead = features.STEP + settings.prediction_lead
+    return Interval(departing.start - ahead, departing.end - ahead)
+
+
+def days_without_features_to_predict(settings: Settings, interval: Interval) -> list[str]:
+    """The days of `needed_days` of the predictions made at the hours in (start, end] that no
+    feature partition covers."""
+    needed = needed_days(interval.start + features.STEP, interval.end)
+    return [day.start.date().isoformat() for day in Lake(settings.lake_dir).missing_days("features", "weather", needed)]
+
+
+def features_built_after(settings: Settings, instant: datetime, view: str = "weather") -> bool:
+    """Whether the offline store holds rows of the view from data after `instant` (a partition
+    ending after it); once pushed, the online store then holds rows newer than `instant`."""
+    return any(
+        Interval.from_key(path.stem).end > instant for path in Lake(settings.lake_dir).partitions("features", view)
+    )
 
 
 def _reach(settings: Settings, table: str) -> timedelta:

@@ -53,7 +53,8 @@ WEATHER = TableSchema(
     name="weather",
     columns={
         "origin": Column("string", nullable=False, allowed=ORIGINS),
-        "observed_at": Column("timestamp", nullable=False),
+        "hour_at": Column("timestamp", nullable=False),  # the hour observed starts here
+        "observed_at": Column("timestamp", nullable=False),  # published: when the hour is over
         "temp": Column("float", min=-60, max=130, max_null_share=0.2),
         "dewp": Column("float", min=-80, max=100, max_null_share=0.2),
         "humid": Column("float", min=0, max=100, max_null_share=0.2),
@@ -64,8 +65,8 @@ WEATHER = TableSchema(
         "pressure": Column("float", min=850, max=1100, max_null_share=0.9),
         "visib": Column("float", min=0, max=100, max_null_share=0.2),
     },
-    key=("origin", "observed_at"),
-    time_column="observed_at",
+    key=("origin", "hour_at"),
+    time_column="hour_at",
 )
 
 PLANES = TableSchema(

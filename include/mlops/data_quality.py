@@ -12,6 +12,9 @@ computed per column, is 0 when the window looks like the reference and grows wit
 - `new_category` / `vanished_category`: the share of the window's rows in categories the reference
   never saw, and of the reference's rows in categories the window lacks;
 - `category_shift`: the largest change of one category's share (one carrier from 18% to 60%).
+- `skew` (`serving_skew`): the share of the window's rows whose value the online store served
+  differently from the offline store's point-in-time join (the training-serving skew the scoring
+  step checks for each flight); any is an incident, so its limit is 0.
 
 Each column has its own limit per statistic (`Limits`), calibrated from the data's own noise (see
 `include.flights.calibration`): a finding is a statistic at or above its limit, and it names the
@@ -94,6 +97,29 @@ def check(profiles: Sequence[Profile], limits: Limits) -> tuple[list[Finding], l
             elif value >= limit:
                 findings.append(Finding(found.column, name, value, limit, _detail(found, name, value, limit)))
     return findings, unchecked
+
+
+def serving_skew(current: pd.DataFrame, skew_column: str) -> list[Finding]:
+    """One finding per feature that the online store served, for some rows of the window, with a
+    value that differs from the offline store's; `skew_column` lists them per row, comma-separated
+    ("" when none differed, null when the row was not served online)."""
+    if skew_column not in current:
+        return []
+    served = current[skew_column].dropna()
+    counts: dict[str, int] = {}
+    for listed in served[served != ""]:
+        for column in listed.split(","):
+            counts[column] = counts.get(column, 0) + 1
+    return [
+        Finding(
+            column,
+            "skew",
+            n / len(served),
+            0.0,
+            f"the online store served {n} of {len(served)} flights a value different from the offline store's",
+        )
+        for column, n in sorted(counts.items())
+    ]
 
 
 def _numbers(cur: pd.Series, ref: pd.Series, stats: dict[str, float], about: dict[str, str]) -> None:

@@ -105,7 +105,7 @@ def apply_if_changed(store: FeatureStore, objects: Sequence[object]) -> list[str
     services = [o for o in objects if isinstance(o, FeatureService)]
     desired = RepoContents(
         projects=[],
-        data_sources=[view.batch_source for view in views],
+        data_sources=[view.batch_source for view in views] + [v.stream_source for v in views if v.stream_source],
         feature_views=views,
         on_demand_feature_views=[],
         stream_feature_views=[],
@@ -134,11 +134,18 @@ def _differs(diff: object) -> bool:
     """Whether an update changes a definition, not only the bookkeeping timestamps a registry keeps."""
     from google.protobuf.message import Message
 
+    def strip(message: Message) -> None:  # the bookkeeping `meta`, at any depth (a push source's batch source)
+        if "meta" in message.DESCRIPTOR.fields_by_name:
+            message.ClearField("meta")
+        for _, value in message.ListFields():
+            if isinstance(value, Message):
+                strip(value)
+
     def definition(value: object) -> object:
-        if isinstance(value, Message) and "meta" in value.DESCRIPTOR.fields_by_name:
+        if isinstance(value, Message):
             stripped = type(value)()
             stripped.CopyFrom(value)
-            stripped.ClearField("meta")
+            strip(stripped)
             return stripped
         return value
 
@@ -152,11 +159,12 @@ def anchor_source(view: FeatureView, root: Path) -> FeatureView:
     """A copy of `view` whose relative file source path is resolved against `root`.
 
     Feast's DuckDB offline store reads a file source's path as given, relative to the
-    working directory; anchoring makes the registry hold the state folder's real path.
+    working directory; anchoring makes the registry hold the state folder's real path. A push
+    source gets the anchored file source as its batch source too.
     """
     import copy
 
-    from feast import FileSource
+    from feast import FileSource, PushSource
 
     source = view.batch_source
     if not isinstance(source, FileSource) or "://" in source.path or Path(source.path).is_absolute():
@@ -169,6 +177,11 @@ def anchor_source(view: FeatureView, root: Path) -> FeatureView:
         file_format=source.file_format,
         description=source.description,
     )
+    if isinstance(view.stream_source, PushSource):
+        pushed = view.stream_source
+        anchored.stream_source = PushSource(
+            name=pushed.name, batch_source=anchored.batch_source, description=pushed.description
+        )
     return anchored
 
 
@@ -221,3 +234,75 @@ def historical_features(
     )
     result = job.to_df()
     return result.sort_values(order).drop(columns=order).reset_index(drop=True)
+
+
+class OnlineStoreAheadError(LookupError):
+    """The online store holds rows newer than the time a request is served as of."""
+
+
+def online_features(
+    store: FeatureStore,
+    entity_df: pd.DataFrame,
+    features: FeatureService | Sequence[str],
+    join_keys: Sequence[str],
+) -> pd.DataFrame:
+    """What the online store serves for each row of `entity_df`, as of its `event_timestamp`.
+
+    The same answer as `historical_features` at that time, provided the online store holds the
+    latest rows stamped at or before it: columns `<view>__<feature>` appended, row order kept,
+    and a view's features null where its online row is older than the view's TTL (Feast's
+    offline join applies the TTL; its online read does not, against the request's time).
+    `OnlineStoreAheadError` if the store holds a row stamped after a request's time: the past is
+    served by the offline store. Missing join-key values are looked up as "unknown".
+    """
+    import numpy as np
+    import pandas as pd
+    from feast.feature_service import FeatureService
+
+    if entity_df.empty:
+        return entity_df.copy()
+    if isinstance(features, FeatureService):
+        views = [p.name_to_use() for p in features.feature_view_projections]
+    else:
+        views = list(dict.fromkeys(ref.split(":", 1)[0] for ref in features))
+    rows = entity_df[list(join_keys)].astype(object).where(entity_df[list(join_keys)].notna(), "unknown")
+    response = store.get_online_features(
+        features=features if isinstance(features, FeatureService) else list(features),
+        entity_rows=rows.to_dict("records"),
+        full_feature_names=True,
+    ).to_dict(include_event_timestamps=True)
+    as_of = ((entity_df["event_timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy()
+    served = {}
+    for view in views:
+        ttl = store.get_feature_view(view).ttl
+        for column in [c for c in response if c.startswith(f"{view}__") and not c.endswith("__ts")]:
+            stamped = np.asarray(response[f"{column}__ts"], dtype="int64")
+            values = pd.Series(response[column], index=entity_df.index)
+            ahead = stamped > as_of
+            if ahead.any():
+                raise OnlineStoreAheadError(
+                    f"the online store holds {view} rows stamped after the request time "
+                    f"{pd.Timestamp(as_of[ahead][0], unit='s', tz='UTC').isoformat()}: serve it from the offline store"
+                )
+            if ttl and ttl > timedelta(0):
+                values[as_of - stamped > ttl.total_seconds()] = None
+            served[column] = values
+    return entity_df.join(pd.DataFrame(served, index=entity_df.index))
+
+
+def disagreeing(served: pd.DataFrame, expected: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Per row and column of two frames in the same row order, whether the values differ (numbers
+    beyond rounding, or one null and not the other): the training-serving skew of `columns`."""
+    import numpy as np
+    import pandas as pd
+
+    differs = {}
+    for column in columns:
+        ours, theirs = served[column].reset_index(drop=True), expected[column].reset_index(drop=True)
+        numeric = pd.api.types.is_numeric_dtype(theirs) or pd.api.types.is_numeric_dtype(ours)
+        if numeric:
+            a, b = pd.to_numeric(ours).astype("float64"), pd.to_numeric(theirs).astype("float64")
+            differs[column] = ~np.isclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
+        else:
+            differs[column] = ~((ours == theirs) | (ours.isna() & theirs.isna())).to_numpy()
+    return pd.DataFrame(differs)

@@ -121,9 +121,10 @@ class Lake:
         return [path for _, path in sorted(found)]
 
     def missing_days(self, zone: str, table: str, within: Interval) -> list[Interval]:
-        """The UTC days (clipped to `within`) that no single partition of the table holds."""
-        held = [Interval.from_key(path.stem) for path in self.partitions(zone, table, within)]
-        return [day for day in within.days() if not any(h.start <= day.start and day.end <= h.end for h in held)]
+        """The UTC days (clipped to `within`) that the table's partitions do not cover whole
+        (a day may be held by one partition or by several, hourly ones for instance)."""
+        held = [Interval.from_key(path.stem) for path in self.partitions(zone, table, within)]  # oldest first
+        return [day for day in within.days() if not _covers(held, day)]
 
     def read(self, zone: str, table: str, within: Interval, time_column: str, key: list[str]) -> pd.DataFrame:
         """Rows of a table whose `time_column` lies in `within`, de-duplicated on `key`."""
@@ -135,6 +136,18 @@ class Lake:
         rows = pd.concat(frames, ignore_index=True)
         rows = rows[(rows[time_column] >= within.start) & (rows[time_column] < within.end)]
         return rows.drop_duplicates(subset=key, keep="last").sort_values(time_column).reset_index(drop=True)
+
+
+def _covers(held: list[Interval], day: Interval) -> bool:
+    """Whether the union of `held` (sorted by start) contains `day`."""
+    reached = day.start
+    for interval in held:
+        if interval.start > reached:
+            break
+        reached = max(reached, interval.end)
+        if reached >= day.end:
+            return True
+    return False
 
 
 def _plain_utc(value: datetime) -> datetime:

@@ -18,7 +18,6 @@ DEFAULT_STATE_DIR = PROJECT_ROOT / "state"
 DEFAULT_PREDICTION_LEAD = timedelta(hours=2)
 DEFAULT_LATE_MINUTES = 15
 DEFAULT_MAX_REJECT_RATE = 0.05
-DEFAULT_MATERIALIZE_OVERLAP = timedelta(days=1)
 DEFAULT_HISTORY = timedelta(days=7)
 
 
@@ -52,7 +51,6 @@ class Settings:
     prediction_lead: timedelta = DEFAULT_PREDICTION_LEAD
     late_minutes: int = DEFAULT_LATE_MINUTES
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
-    materialize_overlap: timedelta = DEFAULT_MATERIALIZE_OVERLAP
     history: timedelta = DEFAULT_HISTORY
     mlflow_tracking_uri: str | None = None  # None: SQLite in the state folder
     mlflow_ui_url: str = "http://localhost:5000"  # where people open MLflow (links in Airflow's UI)
@@ -127,9 +125,6 @@ class Settings:
             ),
             late_minutes=int(number("MLOPS_LATE_MINUTES", DEFAULT_LATE_MINUTES, int)),
             max_reject_rate=number("MLOPS_MAX_REJECT_RATE", DEFAULT_MAX_REJECT_RATE),
-            materialize_overlap=timedelta(
-                hours=number("MLOPS_MATERIALIZE_OVERLAP_HOURS", DEFAULT_MATERIALIZE_OVERLAP / timedelta(hours=1))
-            ),
             history=timedelta(days=number("MLOPS_HISTORY_DAYS", DEFAULT_HISTORY.days, int)),
             mlflow_tracking_uri=env.get("MLOPS_MLFLOW_TRACKING_URI") or None,
             mlflow_ui_url=(env.get("MLOPS_MLFLOW_UI_URL") or "http://localhost:5000").rstrip("/"),

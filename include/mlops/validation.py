@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -105,14 +105,20 @@ def validate(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> ValidationResult:
-    """Check a raw batch row by row; structural errors raise, row errors are quarantined."""
+    """Check a raw batch row by row; structural errors raise, row errors are quarantined.
+
+    The batch-wide rules (at least `min_rows` rows, at most `max_null_share` nulls in a column)
+    judge a batch of a day or more, or without an interval: an hour's batch is too small for them
+    (an hour of the night has no flights; three weather rows make any null share 0% or 33%+)."""
     import numpy as np
     import pandas as pd
 
+    whole = start is None or end is None or end - start >= timedelta(days=1)
+    min_rows = schema.min_rows if whole else 0
     if frame.empty:
         # An empty batch (which may not even carry its columns) is judged by its size alone.
         window = f" in [{start.isoformat()}, {end.isoformat()})" if start and end else ""
-        problems = [f"0 rows{window}, expected at least {schema.min_rows}"] if schema.min_rows else []
+        problems = [f"0 rows{window}, expected at least {min_rows}"] if min_rows else []
         nothing = pd.DataFrame(columns=list(schema.columns))
         return ValidationResult(schema.name, nothing, nothing.assign(**{REASON_COLUMN: []}), problems)
     missing = [name for name in schema.columns if name not in frame.columns]
@@ -123,8 +129,8 @@ def validate(
         )
     frame = frame.reset_index(drop=True)
     problems: list[str] = []
-    if len(frame) < schema.min_rows:
-        problems.append(f"{len(frame)} rows, expected at least {schema.min_rows}")
+    if len(frame) < min_rows:
+        problems.append(f"{len(frame)} rows, expected at least {min_rows}")
 
     typed = pd.DataFrame(index=frame.index)
     reasons = [[] for _ in range(len(frame))]
@@ -151,7 +157,7 @@ def validate(
         if column.allowed is not None:
             flag(~null & ~values.isin(column.allowed).to_numpy(), f"{name}: unknown value")
         null_share = float(null.mean()) if len(null) else 0.0
-        if null_share > column.max_null_share:
+        if whole and null_share > column.max_null_share:
             problems.append(f"column {name} is {null_share:.0%} null (at most {column.max_null_share:.0%} expected)")
         typed[name] = values
 

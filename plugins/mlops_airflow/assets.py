@@ -2,8 +2,8 @@
 
 from airflow.sdk import Asset
 
-# The day's features are in the offline store (state/lake/features) and materialized online.
+# An interval's features are in the offline store (state/lake/features) and pushed online.
 FLIGHT_FEATURES = Asset(name="flight_features", group="features")
 
-# The champion's predictions of the day are in the predictions log (state/lake/predictions).
+# The champion's predictions of an interval are in the predictions log (state/lake/predictions).
 PREDICTIONS = Asset(name="flight_delay_predictions", group="predictions")

@@ -6,21 +6,60 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, Param
 
     from include.mlops.lake import Interval
 
 
 def data_interval(context: Context) -> Interval:
-    """The run's data interval; a manual run without a logical date takes the last whole UTC day
-    before it was triggered, so that it never depends on the wall clock at execution."""
+    """The run's data interval: the params `interval_start` and `interval_end` when a manual run
+    sets them (days of history in one run, say), else Airflow's; a manual run without either
+    takes the last whole hour before it was triggered, never the wall clock at execution."""
     from include.mlops.lake import Interval
 
+    params = context.get("params") or {}
+    chosen = params.get("interval_start"), params.get("interval_end")
+    if any(chosen):
+        if not all(chosen):
+            raise ValueError("set both interval_start and interval_end, or neither")
+        start, end = (_as_utc(datetime.fromisoformat(value)) for value in chosen)
+        return Interval(start, end)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is None or end is None:
-        end = run_day(context)
-        start = end - timedelta(days=1)
+        end = run_time(context).replace(minute=0, second=0, microsecond=0)
+        start = end - timedelta(hours=1)
     return Interval(start, end)
+
+
+def interval_params() -> dict[str, Param]:
+    """The trigger form's optional interval, for the DAGs that process a data interval."""
+    from airflow.sdk import Param
+
+    described = "UTC, on the hour. Empty: the run's own hour. Set both to process a longer interval in one run."
+    return {
+        "interval_start": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Interval start",
+            description=f"First instant of the data interval. {described}",
+            section="Data interval",
+        ),
+        "interval_end": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Interval end (exclusive)",
+            description=f"End of the data interval. {described}",
+            section="Data interval",
+        ),
+    }
+
+
+def _as_utc(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def airflow_ids(context: Context) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Pools and queues of the project (compute management and serialization)."""
 
 # Training runs in its own pool, and on its own Celery queue in the production stack, so that
-# a search never starves the daily pipelines and can be given dedicated workers.
+# a search never starves the hourly and daily pipelines and can be given dedicated workers.
 TRAINING_POOL = "training"
 TRAINING_QUEUE = "training"
 # Alias moves of the champion (promotion, rollback) run one at a time, across all workers.

@@ -4,7 +4,8 @@ Airflow UI's navigation (see `plugins/mlops_plugin.py`).
 One page answers "which model is in production, and why": the champion and the move that made it
 so, the previous champion, every version with its metrics, the promotion gate's decisions with
 their reasons and reports, the drift timeline as a chart, and the audit trail of alias moves.
-The same data is served as JSON under `api/`.
+The same data is served as JSON under `api/`, and `api/score` scores one flight on demand: the
+champion's probability, its version and the feature values it was given, from the online store.
 
 Every route needs the Airflow UI's authentication: the session cookie the UI sets at login, or a
 bearer token from `/auth/token`, and read access to the runs of `training_pipeline` and
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,6 +31,7 @@ from fastapi.responses import HTMLResponse
 from mlops_airflow import chart
 
 if TYPE_CHECKING:
+    from include.flights.inference import FlightScorer
     from include.mlops.settings import Settings
 
 READ_DAGS = ("training_pipeline", "drift_monitoring")
@@ -126,3 +129,29 @@ def api_audit(config: Config, model: Model) -> list[dict[str, Any]]:
     from include.mlops import registry
 
     return [move.to_dict() for move in reversed(registry.audit_trail(config, model))]
+
+
+@functools.cache
+def scorer(config: Settings) -> FlightScorer:
+    """One scorer per settings and process: it keeps the champion's model and the feature store warm."""
+    from include.flights.inference import FlightScorer
+
+    return FlightScorer(config)
+
+
+@app.get("/api/score")
+def api_score(
+    config: Config,
+    flight_id: Annotated[str, Query(description="e.g. 20261124T1530-UA1545-EWR: departure (UTC), flight, origin")],
+    at: Annotated[datetime | None, Query(description="as of this instant (on the hour); default: now")] = None,
+) -> dict[str, Any]:
+    """The champion's probability that the flight arrives late, as of `at`, from the online store."""
+    from include.flights import inference
+    from include.mlops.feature_store import OnlineStoreAheadError
+
+    try:
+        return scorer(config).score(flight_id, at)
+    except (inference.FlightNotFoundError, inference.NoChampionError) as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+    except (OnlineStoreAheadError, ValueError) as error:  # the online store is past `at`, or `at` past the flight
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None

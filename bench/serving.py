@@ -1,0 +1,213 @@
+"""Hourly serving benchmark: what an hour of features plus scoring costs, task by task, and how fast
+the MLOps app's scoring route answers one flight.
+
+Setup (not timed, in a fresh process on a temporary state folder): the features of 1 January -
+3 March 2013 in one bulk run, a champion trained on six weeks of them, pushed online.
+
+1. **The hourly cycle**, for six busy hours of 4 March 2013 (10:00-16:00 UTC), each task of
+   `feature_pipeline` (ingest, validate, build_features, apply_definitions, materialize) and of
+   `batch_inference` (features_ready, score) in its own fresh Python process, as Airflow's
+   LocalExecutor and Celery workers run a task. Each process imports the Airflow SDK (a task
+   process parses its DAG file) and what the task imports, then does the task's work. Reported per
+   task: the process's wall time, and within it the imports and the work; the floor is the work
+   alone. Airflow's own supervisor and API round trips are not in these figures.
+2. **The scoring route**: `FlightScorer.score` (what `GET /mlops/api/score` calls, without the HTTP
+   and authentication layers) on 200 flights after 20 warm-up calls, p50 and p99, beside the
+   floor: Feast's `get_online_features` of the same feature service for the same row plus the
+   model's `predict_proba`.
+
+    python -m bench.serving
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.features import Result, isolated
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+HISTORY = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 3, 4, 10, tzinfo=UTC))
+TRAINING = (datetime(2013, 1, 14, tzinfo=UTC), datetime(2013, 2, 25, tzinfo=UTC))
+HOURS = 6
+CYCLE_TARGET_S, SCORE_TARGET_MS = 20.0, 50.0
+WARMUP, CALLS = 20, 200
+
+# What each task's process runs: its imports, then its work. `hour` is the data interval.
+TASKS = {
+    "ingest": (
+        "from include.flights import pipeline",
+        "batches = [b.to_dict() for b in pipeline.ingest(settings, hour)]",
+    ),
+    "validate": (
+        "from include.flights import pipeline",
+        "pipeline.validate_batches(settings, [pipeline.Batch(**b) for b in batches])",
+    ),
+    "build_features": ("from include.flights import pipeline", "pipeline.build_features(settings, hour)"),
+    "apply_definitions": ("from include.flights import pipeline", "pipeline.apply_definitions(settings)"),
+    "materialize": ("from include.flights import pipeline", "pipeline.materialize(settings, hour)"),
+    "features_ready": (
+        "from include.flights import pipeline",
+        "assert not pipeline.days_without_features_to_predict(settings, hour)",
+    ),
+    "score": ("from include.flights import inference", "inference.score(settings, hour)"),
+}
+TASK_SCRIPT = """
+import json, sys, time
+started = time.perf_counter()
+import airflow.sdk  # a task process parses its DAG file
+from pathlib import Path
+from include.mlops.lake import Interval
+from include.mlops.settings import Settings
+{imports}
+imported = time.perf_counter() - started
+settings = Settings(state_dir=Path(sys.argv[1]))
+hour = Interval.from_key(sys.argv[2])
+batches = json.loads(Path(sys.argv[3]).read_text()) if Path(sys.argv[3]).exists() else []
+started = time.perf_counter()
+{work}
+work = time.perf_counter() - started
+if "{task}" == "ingest":
+    Path(sys.argv[3]).write_text(json.dumps(batches))
+print(json.dumps({{"imports": imported, "work": work}}))
+"""
+
+
+def prepare(state_dir: str) -> Result:
+    from include.flights import model, pipeline, training
+    from include.mlops import registry
+    from include.mlops.lake import Interval
+    from include.mlops.settings import Settings
+
+    settings = Settings(state_dir=Path(state_dir))
+    history = Interval(*HISTORY)
+    pipeline.validate_batches(settings, pipeline.ingest(settings, history))
+    pipeline.build_features(settings, history)
+    pipeline.apply_definitions(settings)
+    pipeline.materialize(settings, history)
+    trained = training.train(settings, Interval(*TRAINING), model.ModelConfig(), reason="benchmark")
+    registry.move_champion(settings, settings.model_name, trained["version"], None, "promote", "benchmark setup")
+    return {"version": trained["version"]}
+
+
+def cycle(state_dir: str) -> dict[str, dict[str, float]]:
+    """Each task of each hour in a fresh process: wall, imports and work seconds."""
+    from include.mlops.lake import Interval
+
+    found: dict[str, dict[str, float]] = {}
+    env = os.environ | {"PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    for n in range(HOURS):
+        start = HISTORY[1] + timedelta(hours=n)
+        hour = Interval(start, start + timedelta(hours=1))
+        batches = Path(state_dir) / f"batches-{n}.json"
+        for task, (imports, work) in TASKS.items():
+            script = TASK_SCRIPT.format(imports=imports, work=work, task=task)
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", script, state_dir, hour.key, str(batches)],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+            )
+            wall = time.perf_counter() - started
+            if done.returncode:
+                raise RuntimeError(f"{task} of {hour} failed: {done.stderr[-2000:]}")
+            parts = json.loads(done.stdout.strip().splitlines()[-1])
+            found[f"{hour.key}/{task}"] = {"wall": wall, **parts}
+    return found
+
+
+def scoring_route(state_dir: str) -> Result:
+    import numpy as np
+
+    from include.flights import features, inference, model, pipeline
+    from include.flights.source import default_source
+    from include.mlops import tracking
+    from include.mlops.feature_store import feature_service_name, load_store
+    from include.mlops.settings import Settings
+
+    settings = Settings(state_dir=Path(state_dir))
+    at = HISTORY[1] + timedelta(hours=HOURS)
+    flights = default_source().flight_schedule(at + timedelta(hours=3), at + timedelta(hours=10))
+    ids = list(flights["flight_id"])
+    scorer = inference.FlightScorer(settings)
+    for flight_id in ids[:WARMUP]:
+        scorer.score(flight_id, at)
+    ours = []
+    for n in range(CALLS):
+        started = time.perf_counter()
+        scorer.score(ids[n % len(ids)], at)
+        ours.append(time.perf_counter() - started)
+
+    version, artifact, _ = inference.champion(settings)
+    loaded, inputs, _ = tracking.load_model(artifact)
+    store = load_store(settings)
+    service = store.get_feature_service(feature_service_name(settings.model_name, version))
+    requests = pipeline.request_features(flights, settings).reset_index(drop=True)
+    rows = requests[pipeline.ENTITY_KEYS].astype(object).where(requests[pipeline.ENTITY_KEYS].notna(), "unknown")
+    floor = []
+    for n in range(WARMUP + CALLS):
+        i = n % len(requests)
+        started = time.perf_counter()
+        served = store.get_online_features(service, [rows.iloc[i].to_dict()], full_feature_names=True).to_df()
+        joined = requests.iloc[[i]].reset_index(drop=True).join(served.drop(columns=rows.columns))
+        x = model.model_input(features.request_time_features(joined), inputs)
+        loaded.predict_proba(x)
+        if n >= WARMUP:
+            floor.append(time.perf_counter() - started)
+    milliseconds = {name: np.array(times) * 1000 for name, times in (("ours", ours), ("floor", floor))}
+    return {
+        name: {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))}
+        for name, ms in milliseconds.items()
+    } | {"flights": len(ids)}
+
+
+def main() -> int:
+    logs = RESULTS / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    state = tempfile.mkdtemp(prefix="bench-serving-", dir="/tmp")
+    print(f"building features of {HISTORY[0].date()} .. {HISTORY[1]:%Y-%m-%d %H:%M} and a champion ...", flush=True)
+    try:
+        found: dict[str, object] = {"setup": isolated(prepare, state, log=logs / "serving-setup.log")}
+        if "error" not in found["setup"]:
+            found["cycle"] = isolated(cycle, state, log=logs / "serving-cycle.log")
+            found["route"] = isolated(scoring_route, state, log=logs / "serving-route.log")
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    found["load"] = os.getloadavg()
+    (RESULTS / "serving.json").write_text(json.dumps(found, indent=2, default=str) + "\n")
+    failed = [name for name, part in found.items() if isinstance(part, dict) and "error" in part]
+    if failed:
+        print(f"serving benchmark failed in {', '.join(failed)}: {[found[n]['error'] for n in failed]}")
+        return 1
+    cycle_found: dict[str, dict[str, float]] = found["cycle"]  # type: ignore[assignment]
+    print(f"\nhourly cycle, mean of {HOURS} hours, one fresh process per task (load {found['load'][0]:.1f})")
+    print(f"{'task':<20}{'wall s':<10}{'imports s':<12}{'work s (floor)':<16}")
+    total = {"wall": 0.0, "imports": 0.0, "work": 0.0}
+    for task in TASKS:
+        parts = [v for k, v in cycle_found.items() if k.endswith(f"/{task}")]
+        mean = {m: sum(p[m] for p in parts) / len(parts) for m in total}
+        total = {m: total[m] + mean[m] for m in total}
+        print(f"{task:<20}{mean['wall']:<10.2f}{mean['imports']:<12.2f}{mean['work']:<16.2f}")
+    verdict = "ok" if total["wall"] <= CYCLE_TARGET_S else "MISSED"
+    print(f"{'an hour in all':<20}{total['wall']:<10.2f}{total['imports']:<12.2f}{total['work']:<16.2f}"
+          f"target <= {CYCLE_TARGET_S:.0f} s of task wall time: {verdict}")  # fmt: skip
+    route: dict[str, dict[str, float]] = found["route"]  # type: ignore[assignment]
+    verdict = "ok" if route["ours"]["p99"] < SCORE_TARGET_MS else "MISSED"
+    print(f"\nscoring route, one flight, warm ({CALLS} calls): p50 {route['ours']['p50']:.1f} ms, "
+          f"p99 {route['ours']['p99']:.1f} ms; floor (online read + predict_proba) p50 {route['floor']['p50']:.1f} ms, "
+          f"p99 {route['floor']['p99']:.1f} ms; target p99 < {SCORE_TARGET_MS:.0f} ms: {verdict}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
