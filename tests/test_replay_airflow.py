@@ -7,7 +7,8 @@ what says it replays what the DAGs do. Airflow runs as `make up` runs it, `airfl
 that only the runs the test asks for run. The days are 15-28 June 2026, which the replay clock
 maps onto 1-14 July 2013:
 
-1. warm-up: the features of the 8 weeks before 15 June, built by the feature pipeline's functions;
+1. warm-up: the features of the 8 weeks before 15 June (and the two days before them), built by
+   the feature pipeline's functions and pushed online, as `make up`'s first run does;
 2. the first model: a run of `training_pipeline` due at 15 June 00:00 (the 8 weeks before), which
    the gate judges and promotes;
 3. one manual run of `batch_inference` that predicts the flights of the five weeks before 15 June
@@ -79,10 +80,12 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
     """`airflow standalone` on a fresh home and state folder, with the warm-up features built."""
     folder = tmp_path_factory.mktemp("airflow-replay")
     settings = Settings(state_dir=folder / "state")
-    warm_up = Interval(FIRST_DAY - TRAINING_DAYS * DAY, FIRST_DAY)
+    # The first training window's days and the two before them, pushed online as `make up` does.
+    warm_up = pipeline.feature_days(settings, Interval(FIRST_DAY - TRAINING_DAYS * DAY, FIRST_DAY))
     pipeline.validate_batches(settings, pipeline.ingest(settings, warm_up))
     pipeline.build_features(settings, warm_up)
     pipeline.apply_definitions(settings)
+    pipeline.materialize(settings, warm_up)
 
     home = folder / "airflow"
     env = {
