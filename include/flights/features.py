@@ -19,7 +19,6 @@ as the feature `observed_at_unix` / `stats_as_of_unix`, in Unix seconds):
   share that left `late_minutes` or more late. A row is written whenever its key had a
   departure in the past 24 hours, so that a quiet airport reads 0, not "unknown"; Feast's TTL
   of one hour serves no stale row.
-
 - aircraft departures (`aircraft_departures`): the aircraft's latest departure from New York
   known at each hour: a row per tail number and departure, stamped at the first grid time after
   it left (or, cancelled, was due), with its departure delay (null when cancelled) and when it
@@ -60,7 +59,6 @@ DEPARTURE_WINDOW_HOURS = 2
 DEPARTURE_REACH = timedelta(hours=24)  # how far back a departure keeps its key's rows written
 STEP = timedelta(hours=1)  # the grid of the trailing statistics
 DEPARTURE_FEATURES = ["n_departures_2h", "n_cancelled_2h", "mean_dep_delay_2h", "late_departure_share_2h"]
-AIRCRAFT_DEPARTURE_FEATURES = ["previous_dep_delay", "previous_departed_at_unix"]
 AIRCRAFT_DEPARTURE_TTL = timedelta(hours=24)  # the longest a served row may be: "today's" departure
 # Computed after the join from the request's time: the column it adds -> the served column it needs.
 SINCE_PREVIOUS = "aircraft_departures__hours_since_previous_departure"

@@ -13,7 +13,8 @@
   latest the pipeline has built (the live, scheduled case) reads them from the online store;
   any other run (a re-run, a catch-up, a longer manual interval) reads the same values from the
   offline store's point-in-time join, because the online store only holds the present. Each row
-  records which (`served_from`); `pipeline.skew` proves the two agree.
+  records which (`served_from`); a live run checks every flight's online values against the
+  offline ones (`feature_store.disagreeing`) and records those that differ (`skew`).
 - **By whom**: the version the alias `champion` points to when the step runs; every row carries
   that version and its MLflow run.
 - **Where to**: the predictions log, the offline store's table `predictions/<model>`: one Parquet
