@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -10,12 +12,14 @@ import pytest
 from include.feature_repo import definitions
 from include.flights import pipeline
 from include.mlops.feature_store import (
+    APPLIED,
     apply_if_changed,
+    definitions_fingerprint,
     feature_service_name,
     load_store,
     register_feature_service,
 )
-from include.mlops.settings import Settings
+from include.mlops.settings import PROJECT_ROOT, Settings
 
 
 def test_definitions_are_applied_only_when_they_change(settings: Settings) -> None:
@@ -29,6 +33,29 @@ def test_definitions_are_applied_only_when_they_change(settings: Settings) -> No
     longer.ttl = timedelta(hours=6)
     assert apply_if_changed(load_store(settings), [*definitions.ENTITIES, longer]) == ["feature view weather"]
     assert load_store(settings).get_feature_view("weather").ttl == timedelta(hours=6)
+
+
+def test_unchanged_definitions_are_not_compared_and_feast_not_imported(settings: Settings) -> None:
+    """The hourly run's apply_definitions, definitions unchanged: no Feast import, nothing applied.
+    A different fingerprint on record (the definitions, Feast or its configuration changed) makes
+    it compare with the registry again and record the new one."""
+    assert pipeline.apply_definitions(settings)
+    script = (
+        "import sys; from pathlib import Path; from include.flights import pipeline; "
+        "from include.mlops.settings import Settings; "
+        f"assert pipeline.apply_definitions(Settings(state_dir=Path({str(settings.state_dir)!r}))) == []; "
+        "print(sorted(m for m in ('feast', 'pandas', 'mlflow') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+    record = settings.feast_dir / APPLIED
+    record.write_text("an older fingerprint")
+    store = load_store(settings)
+    store.delete_feature_view("weather")  # the registry lost a view the record cannot know about
+    assert pipeline.apply_definitions(settings) == ["feature view weather"]
+    assert record.read_text() == definitions_fingerprint(settings, pipeline.DEFINITION_SOURCES)
 
 
 def test_embedded_state_lives_in_the_state_folder(settings: Settings) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,7 @@ from include.mlops.validation import DataValidationError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow import MlflowClient
 
     from include.flights.source import FlightSource
 
@@ -56,20 +57,21 @@ class NoChampionError(LookupError):
     """No version of the model holds the alias `champion` yet."""
 
 
-def champion(settings: Settings) -> tuple[int, str, str]:
-    """The champion's version, its artifact URI and its MLflow run; `NoChampionError` if none."""
+def champion(settings: Settings, client: MlflowClient | None = None) -> tuple[int, str, str]:
+    """The champion's version, its artifact URI and its MLflow run; `NoChampionError` if none.
+    `client`: an MLflow client already connected to the settings' stores (default: connect)."""
     from mlflow import MlflowClient
 
-    tracking.connect(settings)
-    client = MlflowClient()
-    version = registry.alias_version(client, settings.model_name, registry.CHAMPION)
-    if version is None:
+    if client is None:
+        tracking.connect(settings)
+        client = MlflowClient()
+    found = registry.aliased(client, settings.model_name, registry.CHAMPION)
+    if found is None:
         raise NoChampionError(
             f"no champion yet: no version of {settings.model_name} holds the alias '{registry.CHAMPION}'; "
             "train and promote one with training_pipeline first"
         )
-    found = client.get_model_version(settings.model_name, str(version))
-    return version, found.source, found.run_id
+    return int(found.version), found.source, found.run_id
 
 
 def score(settings: Settings, interval: Interval, source: FlightSource | None = None) -> dict[str, object]:
@@ -82,6 +84,7 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
         historical_features,
         load_store,
         online_features,
+        view_ttls,
     )
 
     started = time.perf_counter()
@@ -111,7 +114,7 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
         service = store.get_feature_service(feature_service_name(settings.model_name, version))
         frame = historical_features(store, requests, service)
         if live:  # served online, and checked value for value against the offline store
-            served = online_features(store, requests, service, pipeline.ENTITY_KEYS)
+            served = online_features(store, requests, service, pipeline.ENTITY_KEYS, view_ttls(store, service))
             differs = disagreeing(served, frame, [c for c in frame.columns if "__" in c])
             skew = [",".join(differs.columns[row]) for row in differs.to_numpy()]
             frame = served
@@ -205,14 +208,33 @@ class FlightScorer:
     """One flight's probability on demand (the MLOps app's scoring route), from the champion and
     the online store, with the same request features and feature service as the hourly runs.
 
-    Keeps the champion's model and the feature store between calls; asks the registry for the
-    champion on every call, so a promotion or rollback is served from the next request on.
+    Keeps the champion's model, its feature service and the feature store between calls; asks
+    the registry for the champion on every call, so a promotion or rollback is served from the
+    next request on. One flight is predicted on one thread: a gradient-boosting model's OpenMP
+    threads cost more to wake than a row costs to score, and far more when the cores are busy.
     """
 
     settings: Settings
     source: FlightSource | None = None
-    _models: dict[int, tuple[object, list[str]]] = field(default_factory=dict)
+    _champion: tuple[int, object, list[str], object, dict] | None = None  # version, model, inputs, service, TTLs
     _store: object = None
+    _threads: object = None
+    _client: MlflowClient | None = None
+
+    def _serving(self, version: int, artifact: str) -> tuple[object, list[str], object, dict]:
+        """The version's model, inputs, feature service and its views' TTLs, loaded once per version."""
+        from threadpoolctl import ThreadpoolController
+
+        from include.mlops.feature_store import feature_service_name, load_store, view_ttls
+
+        if self._champion is None or self._champion[0] != version:
+            loaded, inputs, _ = tracking.load_model(artifact)
+            self._store = self._store or load_store(self.settings)
+            self._store.refresh_registry()  # the version's feature service may be new
+            service = self._store.get_feature_service(feature_service_name(self.settings.model_name, version))
+            self._champion = (version, loaded, inputs, service, view_ttls(self._store, service))
+            self._threads = self._threads or ThreadpoolController()
+        return self._champion[1:]
 
     def score(self, flight_id: str, at: datetime | None = None) -> dict[str, object]:
         """The flight's probability as of `at` (default: now; on the hour, as the hourly runs
@@ -220,14 +242,15 @@ class FlightScorer:
         import pandas as pd
 
         from include.flights.source import default_source
-        from include.mlops.feature_store import feature_service_name, load_store, online_features
+        from include.mlops.feature_store import online_features
 
-        version, artifact, run_id = champion(self.settings)
-        if version not in self._models:
-            loaded, inputs, _ = tracking.load_model(artifact)
-            self._models = {version: (loaded, inputs)}
-        loaded, inputs = self._models[version]
-        self._store = self._store or load_store(self.settings)
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            tracking.connect(self.settings)
+            self._client = MlflowClient()
+        version, artifact, run_id = champion(self.settings, self._client)
+        loaded, inputs, service, ttls = self._serving(version, artifact)
         try:
             sched = datetime.strptime(flight_id[:13], "%Y%m%dT%H%M").replace(tzinfo=UTC)
         except ValueError:
@@ -246,13 +269,14 @@ class FlightScorer:
                 f"flight {flight_id} was predicted at {predicted_at.isoformat()}, before {as_of.isoformat()}: "
                 "its prediction is in the predictions log"
             )
-        service = self._store.get_feature_service(feature_service_name(self.settings.model_name, version))
-        frame = online_features(self._store, request.assign(event_timestamp=as_of), service, pipeline.ENTITY_KEYS)
+        frame = online_features(self._store, request.assign(event_timestamp=as_of), service, pipeline.ENTITY_KEYS, ttls)
         frame = features.request_time_features(frame)
         x = model.model_input(frame, inputs)
+        with self._threads.limit(limits=1, user_api="openmp"):
+            probability = float(loaded.predict_proba(x)[0, 1])
         return {
             "flight_id": flight_id,
-            "probability": float(loaded.predict_proba(x)[0, 1]),
+            "probability": probability,
             "model_name": self.settings.model_name,
             "model_version": version,
             "model_run_id": run_id,

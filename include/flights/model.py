@@ -55,7 +55,10 @@ def numeric_features(feature_refs: list[str]) -> list[str]:
 def model_input(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The model's input columns of `frame`; numeric ones as floats, since any of them may be
     missing when the model is served."""
-    return frame[columns].astype({c: "float64" for c in columns if c not in CATEGORICAL})
+    numeric = [c for c in columns if c not in CATEGORICAL]
+    x = frame[columns].copy()
+    x[numeric] = x[numeric].astype("float64")
+    return x
 
 
 @dataclass(frozen=True)

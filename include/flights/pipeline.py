@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from include.flights import features, schema
 from include.flights.source import FlightSource, default_source
 from include.mlops.lake import Interval, Lake
-from include.mlops.settings import Settings
+from include.mlops.settings import FEATURE_REPO, Settings
 from include.mlops.validation import DataValidationError, TableSchema, validate
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ VIEW_KEYS = {
 }  # fmt: skip
 ONLINE_VIEWS = list(VIEW_KEYS)
 STATIC_VIEWS = ["aircraft"]
+# What the Feast definitions are made of (`apply_definitions` fingerprints them).
+DEFINITION_SOURCES = (FEATURE_REPO / "definitions.py", Path(features.__file__))
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,29 @@ def build_features(settings: Settings, interval: Interval) -> dict[str, int]:
 
 
 def apply_definitions(settings: Settings) -> list[str]:
-    """`feast apply` of the repository's definitions, only when they changed."""
+    """`feast apply` of the repository's definitions, only when they changed; what changed.
+
+    Once applied, the definitions' fingerprint (`feature_store.definitions_fingerprint`: their
+    source files, Feast's version, the store's configuration) is kept beside the registry. While
+    it matches, nothing is compared and Feast is not even imported: an hourly run whose
+    definitions did not change pays milliseconds, not Feast's seconds of import. Deleting the
+    file forces the comparison with the registry.
+    """
+    from include.mlops.feature_store import APPLIED, definitions_fingerprint
+
+    fingerprint = definitions_fingerprint(settings, DEFINITION_SOURCES)
+    record = settings.feast_dir / APPLIED
+    if record.exists() and record.read_text() == fingerprint:
+        log.info("Feast definitions unchanged since they were last applied (%s)", fingerprint[:12])
+        return []
     from include.feature_repo import definitions
     from include.mlops.feature_store import apply_if_changed, load_store
 
-    return apply_if_changed(load_store(settings), [*definitions.ENTITIES, *definitions.FEATURE_VIEWS])
+    changed = apply_if_changed(load_store(settings), [*definitions.ENTITIES, *definitions.FEATURE_VIEWS])
+    written = record.with_suffix(".tmp")
+    written.write_text(fingerprint)
+    written.replace(record)
+    return changed
 
 
 def materialize(settings: Settings, interval: Interval) -> dict[str, object]:

@@ -6,24 +6,22 @@ protobuf file that every write reads, changes and rewrites whole, in place: two 
 writing at once (a backfill's materialization beside the daily run's, a training run registering
 its feature service) lose each other's changes, and a reader that catches the file half-written
 sees an empty registry. So every write here holds a lock in the state folder and starts from a
-fresh read of the registry, and the embedded registry is written by `AtomicFileRegistryStore`,
+fresh read of the registry, and the embedded registry is written by `feast_registry.AtomicFileRegistryStore`,
 which replaces the file in one rename.
+
+Importing this module does not import Feast (a task that finds nothing to do should not pay for it).
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING
-
-from feast.infra.registry.file import FileRegistryStore
 
 from include.mlops.settings import FEATURE_REPO, Settings
 
@@ -55,23 +53,26 @@ def load_store(settings: Settings) -> FeatureStore:
     return FeatureStore(repo_path=str(settings.state_dir), config=config)
 
 
-class AtomicFileRegistryStore(FileRegistryStore):
-    """Feast's file registry, written to a temporary file and renamed over the old one, so that
-    a reader sees the old registry or the new one, never a half-written file."""
+APPLIED = "applied-definitions.sha256"  # in the Feast folder: the fingerprint last applied
 
-    def _write_registry(self, registry_proto: object) -> None:
-        import uuid
 
-        from feast.utils import _utc_now
+def definitions_fingerprint(settings: Settings, sources: Sequence[Path]) -> str:
+    """What a set of definitions is made of: their source files, Feast's version, the profile's
+    store configuration and the state folder their sources are anchored in. A task compares it
+    with the one last applied (`settings.feast_dir / APPLIED`) before it imports Feast at all."""
+    import hashlib
+    from importlib.metadata import version
 
-        registry_proto.version_id = str(uuid.uuid4())  # type: ignore[attr-defined]
-        registry_proto.last_updated.FromDatetime(_utc_now())  # type: ignore[attr-defined]
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self._filepath.parent, suffix=".tmp", delete=False) as handle:
-            handle.write(registry_proto.SerializeToString())  # type: ignore[attr-defined]
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, self._filepath)
+    digest = hashlib.sha256()
+    parts = [path.read_bytes() for path in sources] + [
+        version("feast").encode(),
+        CONFIG_FILES[settings.profile].read_bytes(),
+        str(Path(settings.state_dir).resolve()).encode(),
+        (settings.feast_registry_url or "").encode(),
+    ]
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
 
 
 @contextmanager
@@ -240,53 +241,60 @@ class OnlineStoreAheadError(LookupError):
     """The online store holds rows newer than the time a request is served as of."""
 
 
+def view_ttls(store: FeatureStore, features: FeatureService | Sequence[str]) -> dict[str, timedelta]:
+    """The TTL of each feature view `features` reads (a feature service or `view:feature` refs):
+    what `online_features` needs, looked up once per feature service and kept by its callers."""
+    from feast.feature_service import FeatureService
+
+    if isinstance(features, FeatureService):
+        views = [p.name_to_use() for p in features.feature_view_projections]
+    else:
+        views = list(dict.fromkeys(ref.split(":", 1)[0] for ref in features))
+    return {view: store.get_feature_view(view, allow_registry_cache=True).ttl for view in views}
+
+
 def online_features(
     store: FeatureStore,
     entity_df: pd.DataFrame,
     features: FeatureService | Sequence[str],
     join_keys: Sequence[str],
+    ttls: Mapping[str, timedelta],
 ) -> pd.DataFrame:
     """What the online store serves for each row of `entity_df`, as of its `event_timestamp`.
 
     The same answer as `historical_features` at that time, provided the online store holds the
     latest rows stamped at or before it: columns `<view>__<feature>` appended, row order kept,
-    and a view's features null where its online row is older than the view's TTL (Feast's
-    offline join applies the TTL; its online read does not, against the request's time).
-    `OnlineStoreAheadError` if the store holds a row stamped after a request's time: the past is
-    served by the offline store. Missing join-key values are looked up as "unknown".
+    and a view's features null where its online row is older than the view's TTL (`ttls`, from
+    `view_ttls`: Feast's offline join applies the TTL; its online read does not, against the
+    request's time). `OnlineStoreAheadError` if the store holds a row stamped after a request's
+    time: the past is served by the offline store. Missing join-key values are looked up as
+    "unknown".
     """
     import numpy as np
     import pandas as pd
-    from feast.feature_service import FeatureService
 
     if entity_df.empty:
         return entity_df.copy()
-    if isinstance(features, FeatureService):
-        views = [p.name_to_use() for p in features.feature_view_projections]
-    else:
-        views = list(dict.fromkeys(ref.split(":", 1)[0] for ref in features))
-    rows = entity_df[list(join_keys)].astype(object).where(entity_df[list(join_keys)].notna(), "unknown")
+    keys = entity_df[list(join_keys)]
+    rows = keys.astype(object).where(keys.notna(), "unknown")
     response = store.get_online_features(
-        features=features if isinstance(features, FeatureService) else list(features),
+        features=features if not isinstance(features, Sequence) else list(features),
         entity_rows=rows.to_dict("records"),
         full_feature_names=True,
     ).to_dict(include_event_timestamps=True)
     as_of = ((entity_df["event_timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy()
     served = {}
-    for view in views:
-        ttl = store.get_feature_view(view).ttl
+    for view, ttl in ttls.items():
         for column in [c for c in response if c.startswith(f"{view}__") and not c.endswith("__ts")]:
             stamped = np.asarray(response[f"{column}__ts"], dtype="int64")
-            values = pd.Series(response[column], index=entity_df.index)
             ahead = stamped > as_of
             if ahead.any():
                 raise OnlineStoreAheadError(
                     f"the online store holds {view} rows stamped after the request time "
                     f"{pd.Timestamp(as_of[ahead][0], unit='s', tz='UTC').isoformat()}: serve it from the offline store"
                 )
-            if ttl and ttl > timedelta(0):
-                values[as_of - stamped > ttl.total_seconds()] = None
-            served[column] = values
+            expired = as_of - stamped > ttl.total_seconds() if ttl else np.zeros(len(stamped), dtype=bool)
+            served[column] = [None if gone else value for value, gone in zip(response[column], expired, strict=True)]
     return entity_df.join(pd.DataFrame(served, index=entity_df.index))
 
 

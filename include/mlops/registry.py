@@ -30,6 +30,7 @@ from include.mlops import tracking
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
     from include.mlops.settings import Settings
 
@@ -71,16 +72,22 @@ class AliasMove:
         }
 
 
-def alias_version(client: MlflowClient, model: str, alias: str) -> int | None:
-    """The version `alias` points to, or None when it is not set."""
+def aliased(client: MlflowClient, model: str, alias: str) -> ModelVersion | None:
+    """The model version `alias` points to, or None when it is not set."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return int(client.get_model_version_by_alias(model, alias).version)
+        return client.get_model_version_by_alias(model, alias)
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
+
+
+def alias_version(client: MlflowClient, model: str, alias: str) -> int | None:
+    """The version `alias` points to, or None when it is not set."""
+    found = aliased(client, model, alias)
+    return None if found is None else int(found.version)
 
 
 _held = threading.local()
