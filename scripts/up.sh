@@ -68,7 +68,7 @@ Airflow is up: $url
   user:     admin
   password: $password   (kept in $passwords)
 MLOps view:   $url/plugin/mlops   (in Airflow's navigation: the champion and why, the gate, drift)
-MLflow UI:    $mlflow_url   (runs, plots, datasets, the model registry)
+MLflow UI:    $mlflow_url/#/experiments?workflowType=machine_learning   (runs, plots, datasets, the model registry)
 DAGs are unpaused: feature_pipeline runs hourly on the replay of the 2013 New York flights, after
 one run that builds the last 8 weeks (a minute or two); training_pipeline runs weekly, or now from
 its trigger form; once a model is champion, batch_inference predicts each hour the flights leaving

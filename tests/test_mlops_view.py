@@ -106,15 +106,17 @@ def test_tasks_link_to_what_they_recorded(loop) -> None:
     version = client.get_model_version("flight_delay", "1")
     parent = version.tags["parent_run_id"]
     experiment = client.get_run(parent).info.experiment_id
-    assert xcom(loop.first, "prepare", "_link_MlflowRunLink") == f"{base}/#/experiments/{experiment}/runs/{parent}"
+    ml = "?workflowType=machine_learning"  # MLflow's UI opens runs and models, not GenAI traces
+    assert xcom(loop.first, "prepare", "_link_MlflowRunLink") == f"{base}/#/experiments/{experiment}/runs/{parent}{ml}"
     assert (
-        xcom(loop.first, "train", "_link_MlflowRunLink") == f"{base}/#/experiments/{experiment}/runs/{version.run_id}"
+        xcom(loop.first, "train", "_link_MlflowRunLink")
+        == f"{base}/#/experiments/{experiment}/runs/{version.run_id}{ml}"
     )
-    assert xcom(loop.first, "gate", "_link_ModelVersionLink") == f"{base}/#/models/flight_delay/versions/1"
+    assert xcom(loop.first, "gate", "_link_ModelVersionLink") == f"{base}/#/models/flight_delay/versions/1{ml}"
     [move] = registry.audit_trail(loop.settings, "flight_delay")
     assert move.entry_url.startswith(f"{base}/#/experiments/")
     assert xcom(loop.first, "promote", "_link_AuditEntryLink") == move.entry_url
-    assert xcom(loop.check, "check", "_link_DriftReportLink").endswith("/artifacts/drift/report.html")
+    assert xcom(loop.check, "check", "_link_DriftReportLink").endswith(f"/artifacts/drift/report.html{ml}")
 
 
 def test_the_links_are_declared_on_the_serialized_tasks(loop) -> None:
@@ -200,7 +202,7 @@ def test_the_overview_answers_which_model_is_in_production_and_why(loop, api) ->
         (1, "first-model", None),
     ]
     assert o["gate"][0]["reasons"] not in ("", "every check passed")
-    assert o["gate"][0]["report_url"].endswith("/artifacts/gate/001/report.md")
+    assert o["gate"][0]["report_url"].endswith("/artifacts/gate/001/report.md?workflowType=machine_learning")
     assert [(c["at"][:10], c["action"]) for c in o["drift"]] == [("2026-11-24", "retrain"), ("2026-11-25", "hold")]
     retrain, hold = o["drift"]
     # A ROC AUC (the storm week of early December 2013 puts this small model near chance).
@@ -213,7 +215,7 @@ def test_the_overview_answers_which_model_is_in_production_and_why(loop, api) ->
 def test_the_drift_and_audit_routes(api) -> None:
     drift = api.get("/mlops/api/drift", headers=bearer("viewer")).json()
     assert [c["action"] for c in drift] == ["retrain", "hold"]
-    assert drift[0]["report_url"] == drift[0]["run_url"] + "/artifacts/drift/report.html"
+    assert drift[0]["report_url"] == drift[0]["run_url"].replace("?", "/artifacts/drift/report.html?")
     audit = api.get("/mlops/api/audit", headers=bearer("viewer")).json()
     assert audit[0]["airflow.dag_id"] == "training_pipeline" and audit[0]["entry_url"]
 
@@ -394,7 +396,9 @@ def test_a_task_extra_link_opens_the_model_version_in_mlflow(loop, standalone, b
     run_id = loop.first.run_id
     browser.get(f"{standalone.base}/dags/training_pipeline/runs/{run_id}/tasks/gate/details")
     link = wait(browser, ec.presence_of_element_located((By.XPATH, "//a[normalize-space()='MLflow model version']")))
-    assert link.get_attribute("href") == f"http://127.0.0.1:{loop.mlflow_port}/#/models/flight_delay/versions/1"
+    assert link.get_attribute("href") == (
+        f"http://127.0.0.1:{loop.mlflow_port}/#/models/flight_delay/versions/1?workflowType=machine_learning"
+    )
     assert browser.find_elements(By.XPATH, "//a[normalize-space()='Gate report']")
     browser.save_screenshot(str(ARTIFACTS / "task-extra-links.png"))
 

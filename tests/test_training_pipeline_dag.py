@@ -58,7 +58,7 @@ def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
     assert int(client.get_model_version_by_alias("flight_delay", "champion").version) == 1
     gate_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "gate")
     assert gate_ti.xcom_pull(task_ids="gate", key="_link_ModelVersionLink").endswith(
-        "/#/models/flight_delay/versions/1"
+        "/#/models/flight_delay/versions/1?workflowType=machine_learning"
     )
     trail = registry.audit_trail(Settings.from_env(), "flight_delay")
     assert [(m.action, m.from_version, m.to_version, m.status) for m in trail] == [("promote", None, 1, "FINISHED")]

@@ -249,7 +249,7 @@ def _record(
     folder = f"gate/{number:03d}"
     result = result | {
         "judgement": number,
-        "report_url": settings.run_url(run.info.experiment_id, run_id) + f"/artifacts/{folder}/report.md",  # type: ignore[attr-defined]
+        "report_url": settings.run_url(run.info.experiment_id, run_id, f"{folder}/report.md"),  # type: ignore[attr-defined]
     }
     record = result | {
         "rules": rules.to_dict(),

@@ -376,7 +376,7 @@ def check(
         r for r in decision.reasons if r.startswith(("drift:", "quality loss:"))
     )
     has_report = bool(result and result.snapshot is not None)
-    report_url = settings.run_url(experiment_id, run) + "/artifacts/drift/report.html" if has_report else None
+    report_url = settings.run_url(experiment_id, run, "drift/report.html") if has_report else None
     log.info("Drift check %s: %s (%s)", at.isoformat(), decision.action, "; ".join(decision.reasons))
     return {
         "model": settings.model_name,

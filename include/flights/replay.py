@@ -39,8 +39,12 @@ decisions, gate outcomes, champions, escalations and probabilities as this repla
 **Features ahead of the walk.** The features and the labelled frames are built before the walk,
 four weeks at a time (`chunk_days`), once for all policies: they do not depend on the policy, and
 every row is what was known at its prediction time (the feature pipeline's point-in-time
-guarantee). The walk itself keeps the clock: at the end of a day only labels that landed before it
-are used, by the drift check's quality, the training split and the gate.
+guarantee). The days before the start that the first day's predictions read
+(`pipeline.feature_days`, as training's readiness check asks of the DAGs) are built too, within
+the replay clock's cycle: before a cycle's 1 January the clock replays the end of 2013, which is
+not the history of those days, so a replay of 2013 from its first day has no lead-in. The walk
+itself keeps the clock: at the end of a day only labels that landed before it are used, by the
+drift check's quality, the training split and the gate.
 
 **Quality** is measured after the fact, on every flight with its label: per week, the ROC AUC and
 log loss of what each policy's champion predicted that week. On the week after each gate verdict,
@@ -72,7 +76,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.flights import gating, inference, model, monitoring, pipeline, training
+from include.flights import clock, gating, inference, model, monitoring, pipeline, training
 from include.mlops import drift, gate
 from include.mlops.evaluation import binary_metrics, relative_latency
 from include.mlops.lake import Interval, Lake
@@ -237,10 +241,20 @@ class Replay:
             yield Interval(cursor, min(cursor + step, self.config.end))
             cursor += step
 
+    def lead_in(self) -> Interval | None:
+        """The days before the start whose features the first day's predictions read, within the
+        replay clock's cycle (see the module's docstring); None when there are none."""
+        first_day = Interval(self.config.start, self.config.start + timedelta(days=1))
+        cycle_start = clock.CYCLE_ORIGIN + clock.cycle_of(self.config.start) * clock.CYCLE
+        start = max(pipeline.feature_days(self.data, first_day).start, cycle_start)
+        return Interval(start, self.config.start) if start < self.config.start else None
+
     def build_features(self) -> None:
-        """Ingest, validate and build every chunk's features; chunks already built are skipped."""
+        """Ingest, validate and build the lead-in's and every chunk's features; what is already
+        built is skipped."""
         started = time.perf_counter()
-        for chunk in self.chunks():
+        lead_in = self.lead_in()
+        for chunk in [lead_in, *self.chunks()] if lead_in else self.chunks():
             if not Lake(self.data.lake_dir).missing_days("features", "weather", chunk):
                 continue  # built by an earlier, interrupted replay
             pipeline.validate_batches(self.data, pipeline.ingest(self.data, chunk))

@@ -32,6 +32,7 @@ class Version:
     created_at: str
     aliases: list[str]
     run_id: str
+    experiment_id: str  # of its training run ("" when the run is gone)
     metrics: dict[str, float]  # on the validation split of its training run
     feature_service: str
     trigger_reason: str  # why the training run that produced it ran
@@ -128,6 +129,7 @@ def model_versions(
                 created_at=_iso(v.creation_timestamp),
                 aliases=sorted(aliases.get(str(v.version), [])),
                 run_id=v.run_id or "",
+                experiment_id=run.info.experiment_id if run else "",
                 metrics={name: metrics[name] for name in METRICS if name in metrics},
                 feature_service=v.tags.get("feast.feature_service", ""),
                 trigger_reason=run.data.tags.get("trigger_reason", "") if run else "",
@@ -144,7 +146,7 @@ def gate_decisions(
 ) -> list[GateDecision]:
     """The gate's latest judgement of each judged version, newest first (every judgement is kept on the
     version's run, under gate/<n>/)."""
-    run_urls = {v.version: v.run_url for v in versions}
+    runs = {v.version: v for v in versions if v.run_url}
     decisions = []
     for v in found:
         tags, number = v.tags, int(v.version)
@@ -162,8 +164,8 @@ def gate_decisions(
                 airflow_dag_id=tags.get("gate.airflow.dag_id", ""),
                 airflow_run_id=tags.get("gate.airflow.run_id", ""),
                 version_url=settings.model_version_url(model, number),
-                report_url=f"{run_urls[number]}/artifacts/{tags['gate.report']}"
-                if run_urls.get(number) and tags.get("gate.report")
+                report_url=settings.run_url(runs[number].experiment_id, runs[number].run_id, tags["gate.report"])
+                if number in runs and tags.get("gate.report")
                 else "",
             )
         )
@@ -203,7 +205,7 @@ def drift_checks(settings: Settings, model: str) -> list[DriftCheck]:
                 retrain_run_id=tags.get("drift.retrain_run_id", ""),
                 airflow_run_id=tags.get("airflow.run_id", ""),
                 run_url=url,
-                report_url=url + "/artifacts/drift/report.html" if computed else "",
+                report_url=settings.run_url(experiment, run.info.run_id, "drift/report.html") if computed else "",
             )
         )
     return sorted(checks, key=lambda c: datetime.fromisoformat(c.at))  # stable: runs of one time keep their order

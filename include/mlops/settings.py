@@ -11,6 +11,7 @@ from typing import Literal
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FEATURE_REPO = PROJECT_ROOT / "include" / "feature_repo"
+MLFLOW_ML_WORKFLOW = "workflowType=machine_learning"  # the query MLflow's UI reads its workflow from
 
 Profile = Literal["embedded", "production"]
 
@@ -98,11 +99,17 @@ class Settings:
 
     def model_version_url(self, model: str, version: int | str) -> str:
         """The page of a model version in the MLflow UI."""
-        return f"{self.mlflow_ui_url}/#/models/{model}/versions/{version}"
+        return self._mlflow_page(f"models/{model}/versions/{version}")
 
-    def run_url(self, experiment_id: str, run_id: str) -> str:
-        """The page of a run in the MLflow UI."""
-        return f"{self.mlflow_ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+    def run_url(self, experiment_id: str, run_id: str, artifact: str | None = None) -> str:
+        """The page of a run in the MLflow UI, or of one of its artifacts."""
+        page = f"experiments/{experiment_id}/runs/{run_id}"
+        return self._mlflow_page(f"{page}/artifacts/{artifact}" if artifact else page)
+
+    def _mlflow_page(self, path: str) -> str:
+        """A page of MLflow's UI in its machine-learning workflow: MLflow 3's UI opens on GenAI
+        traces unless the address (or the browser's remembered choice) says otherwise."""
+        return f"{self.mlflow_ui_url}/#/{path}?{MLFLOW_ML_WORKFLOW}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
