@@ -149,12 +149,13 @@ FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
             section="Search",
         ),
         "reason": Param(
-            "scheduled weekly retraining",
-            type="string",
+            None,
+            type=["null", "string"],
             minLength=3,
             maxLength=500,
             title="Why this run",
-            description="Recorded on the MLflow run and shown in the MLOps view (3 to 500 characters).",
+            description="Recorded on the MLflow run and shown in the MLOps view (3 to 500 characters). "
+            "Left empty: 'manual' for a run from this form, 'scheduled weekly retraining' for the schedule's.",
             examples=["new features in the feature store", "the champion underperforms on a carrier"],
             section="Why",
         ),
@@ -215,7 +216,7 @@ def training_pipeline():
         params = context["params"]
         settings = MlflowHook().get_settings()
         window = _window(context)
-        tags = training.run_tags(window, params["reason"], airflow_ids(context))
+        tags = training.run_tags(window, _reason(context), airflow_ids(context))
         if params.get("report_url"):
             tags["drift_report"] = params["report_url"]
         if params.get("drifted_features"):
@@ -320,6 +321,17 @@ def _window(context: Context) -> Interval:
         return training_window(context)
     except ValueError as error:
         raise AirflowFailException(str(error)) from None
+
+
+def _reason(context: Context) -> str:
+    """Why the run trains: the reason it was given (the form's, or drift_monitoring's), else what
+    started it: the weekly schedule, or a person ("manual")."""
+    given = context["params"].get("reason")
+    if given:
+        return given
+    run_type = context["dag_run"].run_type
+    run_type = getattr(run_type, "value", run_type)
+    return "scheduled weekly retraining" if run_type == "scheduled" else run_type
 
 
 dag = training_pipeline()

@@ -70,14 +70,17 @@ def test_a_rejected_candidate_leaves_the_champion_and_rollback_works_from_its_fo
     the champion on the same week: not promoted."""
     from airflow.dag_processing.dagbag import DagBag
 
-    weak = CONF | {"configurations": 1, "max_iter": 10, "learning_rate": 0.001}
+    weak = CONF | {"configurations": 1, "max_iter": 10, "learning_rate": 0.001, "reason": None}
     run = dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=weak)
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
     assert states["gate"] == "success" and states["promote"] == "skipped"
     tracking.connect(Settings.from_env())
     client = MlflowClient()
-    assert client.get_model_version("flight_delay", "2").tags["gate.decision"] == "reject"
+    rejected = client.get_model_version("flight_delay", "2")
+    assert rejected.tags["gate.decision"] == "reject"
+    # Triggered without a reason: recorded as what it was, a manual run.
+    assert client.get_run(rejected.tags["parent_run_id"]).data.tags["trigger_reason"] == "manual"
     assert int(client.get_model_version_by_alias("flight_delay", "champion").version) == 1
 
     rollback = DagBag().get_dag("model_rollback")
