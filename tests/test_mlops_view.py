@@ -202,6 +202,9 @@ def test_the_overview_answers_which_model_is_in_production_and_why(loop, api) ->
         (1, "first-model", None),
     ]
     assert o["gate"][0]["reasons"] not in ("", "every check passed")
+    # When it was judged (now), not the day of the data it judged; the evaluation days for people.
+    assert o["gate"][0]["judged_at"] > o["gate"][0]["evaluated_at"]
+    assert o["gate"][0]["evaluation_window"].endswith(" UTC (7 days, end excluded)")
     assert o["gate"][0]["report_url"].endswith("/artifacts/gate/001/report.md?workflowType=machine_learning")
     assert [(c["at"][:10], c["action"]) for c in o["drift"]] == [("2026-11-24", "retrain"), ("2026-11-25", "hold")]
     retrain, hold = o["drift"]

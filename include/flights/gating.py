@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,7 +176,8 @@ def evaluate_candidate(
         "model": name,
         "candidate_version": version,
         "champion_version": champion,
-        "decided_at": at.isoformat(),
+        "decided_at": at.isoformat(),  # the data's time: what had landed by then was judged
+        "judged_at": datetime.now(UTC).isoformat(timespec="seconds"),  # when the judgement was made
         "candidate_run_id": candidate.run_id,
         "model_version_url": settings.model_version_url(name, version),
         **dict(context or {}),
@@ -264,6 +265,7 @@ def _record(
         "gate.reasons": "; ".join(result["reasons"])[:5000] or "every check passed",  # type: ignore[arg-type]
         "gate.champion_version": "none" if champion is None else str(champion),
         "gate.evaluated_at": str(result["decided_at"]),
+        "gate.judged_at": str(result["judged_at"]),
         "gate.evaluation_window": str(result.get("evaluation_window", "")),
         "gate.report": f"{folder}/report.md",
         "gate.judgements": str(number),
@@ -323,7 +325,8 @@ def report(result: Mapping[str, object], decision: gate.Decision | None) -> str:
     ]
     if "evaluation_window" in result:
         lines.append(f"- Evaluation set: {result['evaluation_rows']} labelled flights departing {_days(result)}")
-    lines.append(f"- Decided as of: {result['decided_at']}")
+    judged, as_of = _when(str(result["judged_at"])), _when(str(result["decided_at"]))
+    lines.append(f"- Judged at: {judged}, on the data as of {as_of}")
     if "airflow.run_id" in result:
         lines.append(f"- Airflow: {result.get('airflow.dag_id')} / {result['airflow.run_id']}")
     if decision is None:
@@ -373,8 +376,11 @@ def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) ->
 
 
 def _days(result: Mapping[str, object]) -> str:
-    window = Interval.from_key(str(result["evaluation_window"]))
-    return f"from {window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC (end excluded)"
+    return Interval.from_key(str(result["evaluation_window"])).label
+
+
+def _when(instant: str) -> str:
+    return f"{datetime.fromisoformat(instant):%Y-%m-%d %H:%M} UTC"
 
 
 def _versions(version: object) -> str:

@@ -58,6 +58,16 @@ class Interval:
             datetime.strptime(end, _STAMP).replace(tzinfo=UTC),
         )
 
+    @property
+    def label(self) -> str:
+        """For people: `2026-11-25 to 2026-12-02 UTC (7 days, end excluded)`; with the hours when
+        an end is not at midnight."""
+        whole = self.start.time() == self.end.time() == datetime.min.time()
+        stamp = "%Y-%m-%d" if whole else "%Y-%m-%d %H:%M"
+        span = self.end - self.start
+        length = f"{span.days} days" if whole else f"{span.total_seconds() / 3600:g} hours"
+        return f"{self.start:{stamp}} to {self.end:{stamp}} UTC ({length}, end excluded)"
+
     def days(self) -> list[Interval]:
         """The interval cut at each UTC midnight."""
         days, cursor = [], self.start

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from include.mlops import registry, tracking
+from include.mlops.lake import Interval
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -47,8 +48,9 @@ class GateDecision:
     outcome: str
     reasons: str
     against: int | None  # the champion it was judged against
-    evaluated_at: str
-    evaluation_window: str
+    evaluated_at: str  # the data's time: labels landed by then were judged
+    judged_at: str  # when the judgement was made
+    evaluation_window: str  # for people (`Interval.label`)
     airflow_dag_id: str
     airflow_run_id: str
     version_url: str
@@ -152,6 +154,7 @@ def gate_decisions(
         tags, number = v.tags, int(v.version)
         if "gate.decision" not in tags:
             continue
+        window = tags.get("gate.evaluation_window")
         against = tags.get("gate.champion_version", "none")
         decisions.append(
             GateDecision(
@@ -160,7 +163,8 @@ def gate_decisions(
                 reasons=tags.get("gate.reasons", ""),
                 against=None if against == "none" else int(against),
                 evaluated_at=tags.get("gate.evaluated_at", ""),
-                evaluation_window=tags.get("gate.evaluation_window", ""),
+                judged_at=tags.get("gate.judged_at", ""),
+                evaluation_window=Interval.from_key(window).label if window else "",
                 airflow_dag_id=tags.get("gate.airflow.dag_id", ""),
                 airflow_run_id=tags.get("gate.airflow.run_id", ""),
                 version_url=settings.model_version_url(model, number),
