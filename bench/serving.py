@@ -102,6 +102,7 @@ def cycle(state_dir: str) -> dict[str, dict[str, float]]:
 
 def _forked(dag_file: str, work: str, state_dir: str, hour: object, batches: list[dict]) -> dict:
     """Run one task in a forked child: parse its DAG file, then do its work; its timings back."""
+    import atexit
     import importlib
     import traceback
 
@@ -109,6 +110,7 @@ def _forked(dag_file: str, work: str, state_dir: str, hour: object, batches: lis
     pid = os.fork()
     if pid == 0:  # the task's process
         os.close(read)
+        atexit._clear()  # as Airflow's supervisor: only what the task registers runs at its exit
         try:
             started = time.perf_counter()
             importlib.import_module(dag_file)
@@ -124,6 +126,7 @@ def _forked(dag_file: str, work: str, state_dir: str, hour: object, batches: lis
             result = {"error": traceback.format_exc()[-2000:]}
         with os.fdopen(write, "w") as out:
             out.write(json.dumps(result, default=str))
+        atexit._run_exitfuncs()  # Feast removes its metrics folder
         os._exit(0)
     os.close(write)
     with os.fdopen(read) as received:

@@ -15,7 +15,8 @@ hour by `batch_inference`.
    origin, carrier and route, the departure board of the last two hours by origin and by carrier
    at origin, written as the interval's partition of the offline store (the rows stamped in
    (start, end]).
-4. **apply_definitions**: `feast apply`, only when the feature definitions changed.
+4. **apply_definitions**: `feast apply`, only when the feature definitions changed (while their
+   fingerprint matches the one applied, the task does not even import Feast).
 5. **materialize**: push the latest row of each key into the online store through the views'
    push sources (skipped for a view whose later hours are already built: a re-run never puts the
    past over the present), and update the `flight_features` asset.
