@@ -15,6 +15,8 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__API__PORT ?= 8080
+# Where task processes report to: the API server on its port (Airflow assumes 8080 otherwise).
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://localhost:$(AIRFLOW__API__PORT)/execution/
 
 .PHONY: install browser up stack-up stack-down test test-stack test-replay-airflow replay lint format bench lock clean
 
@@ -61,7 +63,7 @@ test-stack: install
 	$(BIN)/pytest -m stack -s
 
 # Two weeks of the replay through Airflow's scheduler (backfills of the DAGs), checked against the
-# library replay of the same days. About 19 minutes: not part of `make test` nor of CI.
+# library replay of the same days. About 30 minutes: not part of `make test` nor of CI.
 test-replay-airflow: install
 	$(BIN)/pytest -m airflow_replay -s
 
@@ -86,6 +88,7 @@ bench: install
 	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.decisions
 	$(BIN)/python -m bench.replay
+	$(BIN)/python -m bench.first_hour
 
 # Re-resolve the pinned set after editing requirements.txt.
 lock: $(BIN)/python

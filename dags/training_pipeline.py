@@ -4,9 +4,9 @@
 Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monitoring` asks
 (its reason, report link and drifted features arrive in the run's conf).
 
-1. **features_ready**: a sensor that waits (rescheduling itself, so holding no worker slot) until
-   `feature_pipeline` has built every day of the window, and gives up after 12 hours. A fresh
-   install's first weekly run waits here for the initial backfill.
+1. **features_ready**: a sensor that waits (rescheduling itself, so holding no worker slot, and
+   looking again every minute) until `feature_pipeline` has built every day of the window, and
+   gives up after 12 hours. A fresh install's first weekly run waits here for the history run.
 2. **prepare**: opens the parent MLflow run, builds the point-in-time training set of the window
    (flights whose labels landed before the window's end) and splits it by time: the last 7 days
    are held out for the gate, the 3 days before them are validation, the rest is training. Bad
@@ -185,7 +185,7 @@ FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
     },
 )
 def training_pipeline():
-    @task.sensor(poke_interval=timedelta(minutes=5), timeout=timedelta(hours=12), mode="reschedule")
+    @task.sensor(poke_interval=timedelta(minutes=1), timeout=timedelta(hours=12), mode="reschedule")
     def features_ready(**context: Context) -> PokeReturnValue:
         import logging
 

@@ -22,12 +22,15 @@ while IFS=$'\t' read -r pool slots description; do
 done < <(PYTHONPATH=plugins "$bin/python" -c \
   'from mlops_airflow.pools import POOLS; [print(n, s, d, sep="\t") for n, (s, d) in POOLS.items()]')
 
-# Training needs features for its window: one manual run of feature_pipeline builds the last 8
-# weeks (and the two days before them) up to the hour before the scheduler's first hourly run, in one
-# go (a minute, where 1,300 hourly runs would take hours). Queued before the scheduler starts,
-# which then runs it; skipped when a previous `make up` built that history already.
+# Training needs features for its window: one manual run of feature_pipeline builds them up to the
+# hour before the scheduler's first hourly run, in one go (a minute or two, where 1,500 hourly runs
+# would take hours). The first weekly training_pipeline run the scheduler starts is the latest
+# Monday's, up to 7 days ago; its window is the 8 weeks before that Monday, and its first
+# predictions read the two days before the window: 65 days cover it on any day of the week.
+# Queued before the scheduler starts, which then runs it; skipped when a previous `make up` built
+# the history already.
 "$bin/airflow" dags reserialize > "$AIRFLOW_HOME/reserialize.log" 2>&1
-history_start="$(date -u -d '58 days ago' +%FT00:00:00+00:00)"
+history_start="$(date -u -d '65 days ago' +%FT00:00:00+00:00)"
 history_end="$(date -u -d '1 hour ago' +%FT%H:00:00+00:00)"
 if [ -z "$(ls "$MLOPS_STATE_DIR"/lake/features/weather/ 2>/dev/null)" ]; then
   "$bin/airflow" dags trigger feature_pipeline --run-id "history__$(date -u +%Y%m%dT%H%M)" \
@@ -70,7 +73,7 @@ Airflow is up: $url
 MLOps view:   $url/plugin/mlops   (in Airflow's navigation: the champion and why, the gate, drift)
 MLflow UI:    $mlflow_url/#/experiments?workflowType=machine_learning   (runs, plots, datasets, the model registry)
 DAGs are unpaused: feature_pipeline runs hourly on the replay of the 2013 New York flights, after
-one run that builds the last 8 weeks (a minute or two); training_pipeline runs weekly, or now from
+one run that builds the last 65 days (a minute or two); training_pipeline runs weekly, or now from
 its trigger form; once a model is champion, batch_inference predicts each hour the flights leaving
 2 to 3 hours later.
 Press Ctrl-C to stop.
