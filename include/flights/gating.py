@@ -324,7 +324,8 @@ def report(result: Mapping[str, object], decision: gate.Decision | None) -> str:
         f"- Compared with: {_versions(result['champion_version'])}",
     ]
     if "evaluation_window" in result:
-        lines.append(f"- Evaluation set: {result['evaluation_rows']} labelled flights departing {_days(result)}")
+        days = Interval.from_key(str(result["evaluation_window"])).label
+        lines.append(f"- Evaluation set: {result['evaluation_rows']} labelled flights departing {days}")
     judged, as_of = _when(str(result["judged_at"])), _when(str(result["decided_at"]))
     lines.append(f"- Judged at: {judged}, on the data as of {as_of}")
     if "airflow.run_id" in result:
@@ -373,10 +374,6 @@ def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) ->
     served |= {derived for derived, needs in features.REQUEST_TIME.items() if needs in served}
     request = set(pipeline.REQUEST_COLUMNS)
     return [c for c in inputs if c not in served and c not in request]
-
-
-def _days(result: Mapping[str, object]) -> str:
-    return Interval.from_key(str(result["evaluation_window"])).label
 
 
 def _when(instant: str) -> str:

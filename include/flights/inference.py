@@ -230,7 +230,8 @@ class FlightScorer:
         if self._champion is None or self._champion[0] != version:
             loaded, inputs, _ = tracking.load_model(artifact)
             self._store = self._store or load_store(self.settings)
-            self._store.refresh_registry()  # the version's feature service may be new
+            # Read from the registry itself, not its cache (the version's feature service may be new);
+            # the fresh read becomes the cache the online reads use.
             service = self._store.get_feature_service(feature_service_name(self.settings.model_name, version))
             self._champion = (version, loaded, inputs, service, view_ttls(self._store, service))
             self._threads = self._threads or ThreadpoolController()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from include.flights import features, schema
 from include.flights.source import FlightSource, default_source
-from include.mlops.lake import Interval, Lake
+from include.mlops.lake import Interval, Lake, atomic_write
 from include.mlops.settings import FEATURE_REPO, Settings
 from include.mlops.validation import DataValidationError, TableSchema, validate
 
@@ -138,9 +138,7 @@ def apply_definitions(settings: Settings) -> list[str]:
     from include.mlops.feature_store import apply_if_changed, load_store
 
     changed = apply_if_changed(load_store(settings), [*definitions.ENTITIES, *definitions.FEATURE_VIEWS])
-    written = record.with_suffix(".tmp")
-    written.write_text(fingerprint)
-    written.replace(record)
+    atomic_write(record, fingerprint.encode())  # backfill runs may apply at once
     return changed
 
 

@@ -94,7 +94,7 @@ class Lake:
         digest = hashlib.sha256(payload).hexdigest()[:16]
         path = self.root / zone / table / part / f"{digest}.jsonl.gz"
         if not path.exists():
-            _atomic_write(path, gzip.compress(payload, mtime=0))
+            atomic_write(path, gzip.compress(payload, mtime=0))
         return path
 
     def read_archive(self, path: Path) -> pd.DataFrame:
@@ -171,7 +171,8 @@ def _ensure_dir(path: Path) -> Path:
     return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` in one rename, through a temporary file of its own."""
     with tempfile.NamedTemporaryFile(dir=_ensure_dir(path.parent), suffix=".tmp", delete=False) as handle:
         handle.write(data)
     os.replace(handle.name, path)
