@@ -87,6 +87,7 @@ bench: install
 	$(BIN)/python -m bench.drift
 	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.decisions
+	$(BIN)/python -m bench.first_model
 	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.first_hour
 

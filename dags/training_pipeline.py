@@ -26,8 +26,15 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
    version. Malformed predictions or missing evaluation data fail it without a retry, recorded as
    the decision `error`. Its extra links open the version and the report.
 6. **promote** (the one-slot `promotion` pool): moves `champion` to the candidate, compare-and-set
-   and audited; skipped when the gate rejected the candidate. Its extra link opens the audit entry.
-7. **close_run** (teardown): MLflow runs still open once training is over are marked FAILED: the
+   and audited; skipped when the gate rejected the candidate, the skip saying why. Its extra link
+   opens the audit entry.
+7. **first_model_rejected** → **train_fallback**: when there is no champion yet and the gate
+   rejected this run's candidate, a run of the logistic baseline on the same window is triggered
+   (`first_model__<run id>`), so that a fresh install gets a first champion without a person in
+   a week the gradient boosting fits badly (on the replay's 52 weekly windows of 2013, one: the
+   week of 29 April, whose late share went from 27% to 42%; see `bench/first_model.py`). Skipped
+   otherwise.
+8. **close_run** (teardown): MLflow runs still open once training is over are marked FAILED: the
    parent, if anything after `prepare` failed for good (then nothing was registered), and the
    nested run of a `train` attempt that died with its worker or lost the tracking server (its
    retry trained again in a run of its own).
@@ -40,14 +47,15 @@ time (its labels could not have landed) and must start before it ends.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
 from mlops_airflow.decorators import task_with_links
-from mlops_airflow.links import AuditEntryLink, MlflowRunLink
+from mlops_airflow.links import FEATURES_PAGE, AuditEntryLink, MlflowRunLink
 from mlops_airflow.operators import PromotionGateOperator
 from mlops_airflow.pools import PROMOTION_POOL, TRAINING_POOL, TRAINING_QUEUE
+from mlops_airflow.triggering import TriggerAsOfOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,6 +63,7 @@ if TYPE_CHECKING:
     from include.mlops.lake import Interval
 
 FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
+FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls back to
 
 
 @dag(
@@ -71,7 +80,9 @@ FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
             type=["null", "string"],
             format="date",
             title="Window start (UTC day)",
-            description="First departure day to train on. Empty: 8 weeks before the window end.",
+            description_md="First departure day to train on. Empty: 8 weeks before the window end. "
+            "Which days have features, and the backfills under way: "
+            f"[MLOps view › Features]({FEATURES_PAGE}).",
             section="Training window",
         ),
         "window_end": Param(
@@ -284,22 +295,36 @@ def training_pipeline():
 
     @task_with_links(AuditEntryLink(), pool=PROMOTION_POOL)
     def promote(gated: dict, **context: Context) -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from include.flights import gating
         from mlops_airflow.context import airflow_ids, run_day
         from mlops_airflow.hooks import MlflowHook
 
         version = gated["candidate_version"]
         if gated["outcome"] == "reject":
-            raise AirflowSkipException(f"version {version} was rejected by the gate: {'; '.join(gated['reasons'])}")
+            _skip(f"version {version} was rejected by the gate: {'; '.join(gated['reasons'])}")
         at = run_day(context)
         result = gating.promote(MlflowHook().get_settings(), gated, at, context=airflow_ids(context))
         if not result["promoted"]:
             reasons = "; ".join(result["gate"]["reasons"])
-            raise AirflowSkipException(f"{result['aborted']}; judged again, version {version} was rejected: {reasons}")
+            _skip(f"{result['aborted']}; judged again, version {version} was rejected: {reasons}")
         AuditEntryLink().persist(context, result["move"]["entry_url"])
         return result
+
+    @task.short_circuit
+    def first_model_rejected(gated: dict, **context: Context) -> dict | None:
+        """No champion yet, and the gate rejected this run's candidate: the conf of a run of the
+        fallback family on the same window (falsy, so skipping the trigger, otherwise)."""
+        family = context["params"]["family"]
+        if gated["outcome"] != "reject" or gated["champion_version"] is not None or family == FALLBACK_FAMILY:
+            return None
+        window = _window(context)
+        return {
+            "family": FALLBACK_FAMILY,
+            "window_start": window.start.date().isoformat(),
+            "window_end": window.end.date().isoformat(),
+            "reason": f"first model: {family} version {gated['candidate_version']} was rejected by the gate "
+            f"({'; '.join(gated['reasons'])[:1000]}); the logistic baseline on the same window",
+        }
 
     run = prepare()
     features_ready() >> run
@@ -309,6 +334,14 @@ def training_pipeline():
     gate = PromotionGateOperator(task_id="gate", candidate_version="{{ ti.xcom_pull(task_ids='register')['version'] }}")
     registered >> gate
     promote(gate.output)
+    TriggerAsOfOperator(
+        task_id="train_fallback",
+        trigger_dag_id="training_pipeline",
+        trigger_run_id="first_model__{{ run_id }}",
+        run_after="{{ dag_run.run_after }}",  # the same window stays valid for it
+        conf=first_model_rejected(gate.output),
+        skip_when_already_exists=True,  # a retry or rerun never asks twice
+    )
 
 
 def _window(context: Context) -> Interval:
@@ -321,6 +354,17 @@ def _window(context: Context) -> Interval:
         return training_window(context)
     except ValueError as error:
         raise AirflowFailException(str(error)) from None
+
+
+def _skip(why: str) -> NoReturn:
+    """Skip the task, saying why in the body of its log, where the UI shows it first (the message of
+    the skip itself lands in the log's collapsed "Post Execute" group)."""
+    import logging
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    logging.getLogger(__name__).warning("Not promoted: %s", why)
+    raise AirflowSkipException(why)
 
 
 def _reason(context: Context) -> str:

@@ -10,6 +10,7 @@
     python -m include.cli rollback --reason "v3 mislabels snow days" [--to 2]
     python -m include.cli score --start 2026-11-26 --end 2026-11-27
     python -m include.cli drift [--at 2026-11-27] [--days 7] [--rules drift_rules.yaml]
+    python -m include.cli clock [--at 2026-12-04T15:00]
     python -m include.cli replay [--start 2013-01-01 --end 2013-12-31] [--out state/replay] [--fresh]
     python -m include.cli calibrate [--start 2013-01-01 --end 2013-07-01] [--out state/replay] [--write]
 
@@ -20,12 +21,14 @@ the same locked, compare-and-set and audited path as the DAGs. `score` writes th
 predictions made at the hours of (start, end] (of the flights departing 3 to 4 hours after each,
 with the default lead) to the predictions log; `drift` runs the drift check of the `--days`
 before `--at` and records it, but triggers nothing (that is the drift_monitoring DAG's job).
-`replay` replays the loop and three baselines over 2013 (`include/flights/replay.py`), resuming an
-interrupted run in the same folder, writes `report.md` and `quality.png` there and logs the summary
-to MLflow's experiment `replay`. `calibrate` measures the drift monitor's per-column thresholds and
-data-quality limits on the replay's features of the calibration period
-(`include/flights/calibration.py`) and, with `--write`, replaces `include/flights/drift_calibration.yaml`.
-Settings come from the environment (MLOPS_*), as in Airflow.
+`clock` says which 2013 instant the replay serves (`MLOPS_REPLAY_WEEKS_AHEAD` picks the season; a
+state folder keeps the one it was built on). `replay` replays the loop and three baselines over 2013
+(`include/flights/replay.py`), resuming an interrupted run in the same folder, writes `report.md`
+and `quality.png` there and logs the summary to MLflow's experiment `replay`. `calibrate` measures
+the drift monitor's per-column thresholds and data-quality limits on the replay's features of the
+calibration period (`include/flights/calibration.py`) and, with `--write`, replaces
+`include/flights/drift_calibration.yaml`. Settings come from the environment (MLOPS_*), as in
+Airflow.
 """
 
 from __future__ import annotations
@@ -170,7 +173,18 @@ def _calibrate(settings: Settings, args: argparse.Namespace) -> object:
     return {"written": str(path) if path else None, **found.to_dict()}
 
 
+def _clock(settings: Settings, args: argparse.Namespace) -> object:
+    source = pipeline.flight_source(settings)  # refuses a clock the state folder was not built on
+    at = args.at or datetime.now(UTC)
+    return {
+        "at": at.isoformat(),
+        "replays": f"{source.clock.to_source_time(at):%A %d %B %Y, %H:%M} UTC",
+        "weeks_ahead": settings.replay_weeks_ahead,
+    }
+
+
 REGISTRY_STEPS = {
+    "clock": (_clock, "which 2013 instant the replay serves at --at (default: now), on the state folder's clock"),
     "gate": (_gate, "judge a model version against the champion; promote it if it passes"),
     "rollback": (_rollback, "move the champion back to an earlier version, audited"),
     "drift": (_drift, "check the predictions log for drift against the champion's training data; record it"),
@@ -205,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--at", type=_instant, help="the check's time; its window ends at that UTC day")
     check.add_argument("--days", type=int, default=7, help="days of predictions before --at (default 7)")
     check.add_argument("--rules", help="a rule file (YAML); default: include/flights/drift_rules.yaml")
+    clock = commands.add_parser("clock", help=REGISTRY_STEPS["clock"][1], description=REGISTRY_STEPS["clock"][1])
+    clock.add_argument("--at", type=_instant, help="a real instant (default: now)")
     replay = commands.add_parser("replay", help=REGISTRY_STEPS["replay"][1], description=REGISTRY_STEPS["replay"][1])
     replay.add_argument("--start", type=_instant, default=datetime(2013, 1, 1, tzinfo=UTC), help="first day (UTC)")
     replay.add_argument("--end", type=_instant, default=datetime(2013, 12, 31, tzinfo=UTC), help="end, excluded")

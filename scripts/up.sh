@@ -15,6 +15,14 @@ mlflow_dir="$MLOPS_STATE_DIR/mlflow"
 mlflow_url="http://localhost:${MLFLOW_PORT:-5000}"
 mkdir -p "$mlflow_dir/artifacts"
 
+# The replay clock (MLOPS_REPLAY_WEEKS_AHEAD picks the season); a state folder keeps the one it was
+# built on, and another is refused here, before anything starts.
+if ! clock=$("$bin/python" -m include.cli clock 2>"$AIRFLOW_HOME/clock.log"); then
+  grep '^error:' "$AIRFLOW_HOME/clock.log" >&2 || cat "$AIRFLOW_HOME/clock.log" >&2
+  exit 1
+fi
+replays=$("$bin/python" -c 'import json,sys; print(json.load(sys.stdin)["replays"])' <<< "$clock")
+
 echo "Preparing the Airflow database and the pools ..."
 "$bin/airflow" db migrate > "$AIRFLOW_HOME/migrate.log" 2>&1
 while IFS=$'\t' read -r pool slots description; do
@@ -37,6 +45,15 @@ if [ -z "$(ls "$MLOPS_STATE_DIR"/lake/features/weather/ 2>/dev/null)" ]; then
     --conf "{\"interval_start\": \"$history_start\", \"interval_end\": \"$history_end\"}" \
     > "$AIRFLOW_HOME/history.log" 2>&1 || echo "could not queue the feature history; see $AIRFLOW_HOME/history.log"
 fi
+
+# The training experiment, made before MLflow's server starts (it then finds its database ready), so
+# that the banner can open it on its runs.
+experiment=$("$bin/python" -c 'from include.mlops import settings, tracking
+print(tracking.connect(settings.Settings.from_env()))' 2>"$AIRFLOW_HOME/mlflow-experiment.log") || {
+  echo "could not prepare MLflow's training experiment; the end of its log:" >&2
+  tail -n 20 "$AIRFLOW_HOME/mlflow-experiment.log" >&2
+  exit 1
+}
 
 # Each in its own process group, so that stopping `make up` stops every component with it.
 setsid "$bin/airflow" standalone > "$AIRFLOW_HOME/standalone.log" 2>&1 &
@@ -71,7 +88,8 @@ Airflow is up: $url
   user:     admin
   password: $password   (kept in $passwords)
 MLOps view:   $url/plugin/mlops   (in Airflow's navigation: the champion and why, the gate, drift)
-MLflow UI:    $mlflow_url/#/experiments?workflowType=machine_learning   (runs, plots, datasets, the model registry)
+MLflow UI:    $mlflow_url/#/experiments/$experiment?workflowType=machine_learning   (training runs; the model registry under Models)
+Now replays:  $replays   (MLOPS_REPLAY_WEEKS_AHEAD=${MLOPS_REPLAY_WEEKS_AHEAD:-0} weeks ahead; 0 to 51 picks the season)
 DAGs are unpaused: feature_pipeline runs hourly on the replay of the 2013 New York flights, after
 one run that builds the last 65 days (a minute or two); training_pipeline runs weekly, or now from
 its trigger form; once a model is champion, batch_inference predicts each hour the flights leaving

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots of what the browser tests saw
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlops-tests-"))
 os.environ.update(
     {
@@ -138,6 +139,25 @@ def finish_training_runs(state: str) -> None:
         for run in session.query(DagRun).filter(DagRun.dag_id == "training_pipeline").all():
             if run.run_id.startswith("drift__"):
                 run.state = state
+
+
+def training_runs(prefix: str = "drift__") -> list:
+    """The runs of training_pipeline whose id starts with `prefix`: (run id, conf, state)."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == "training_pipeline").all()
+        return [(r.run_id, r.conf, r.state) for r in runs if r.run_id.startswith(prefix)]
+
+
+def set_task_state(dag_id: str, run_id: str, task_id: str, task_state: str | None) -> None:
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id).one()
+        ti.state = task_state
 
 
 def free_port() -> int:
@@ -280,3 +300,53 @@ def airflow_standalone(log: Path, **env: str) -> Iterator[SimpleNamespace]:
         yield SimpleNamespace(base=base, password=json.loads(passwords.read_text())["admin"])
     finally:
         stop(server)
+
+
+# A real browser: Debian's Chromium, headless.
+
+
+def chromium():
+    """Headless Chromium through ChromeDriver, at a desktop's window size."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1440,1200",
+    ):
+        options.add_argument(flag)
+    ARTIFACTS.mkdir(exist_ok=True)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
+
+
+def log_in(driver, base: str, password: str) -> None:
+    """Through Airflow's login page, as a person does: the UI keeps the session in a cookie."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+
+    driver.get(base + "/")
+    wait(driver, ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver, lambda d: "login" not in d.current_url)
+
+
+def wait(driver, condition, timeout: float = 60):
+    """Wait for `condition`; on a timeout, keep a screenshot of what the browser showed instead."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, timeout).until(condition)
+    except TimeoutException:
+        driver.save_screenshot(str(ARTIFACTS / "timeout.png"))
+        pytest.fail(f"timed out after {timeout:.0f} s on {driver.current_url}; see test-artifacts/timeout.png")

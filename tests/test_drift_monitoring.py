@@ -25,7 +25,7 @@ from include.mlops import drift, registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.monitoring import data_drift
 from include.mlops.settings import Settings
-from tests.conftest import copy_weeks, finish_training_runs, inject_shift, interval_conf
+from tests.conftest import copy_weeks, finish_training_runs, inject_shift, interval_conf, set_task_state, training_runs
 
 TRAINING = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 9, tzinfo=UTC))
 FIRST_WEEK = Interval(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC))
@@ -77,15 +77,6 @@ def result_of(run) -> dict:
 
 def states(run) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
-
-
-def training_runs(prefix: str = "drift__") -> list:
-    from airflow.models import DagRun
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        runs = session.query(DagRun).filter(DagRun.dag_id == "training_pipeline").all()
-        return [(r.run_id, r.conf, r.state) for r in runs if r.run_id.startswith(prefix)]
 
 
 def due(run_id: str) -> tuple[datetime | None, datetime]:
@@ -171,6 +162,11 @@ def test_batch_inference_then_drift_monitoring_over_real_days(dags, state: Setti
         "quality/report.html",
         "quality/report.json",
     }
+    # The decision counts the drifted columns as the report does (its tests include the prediction's).
+    report = json.loads(Path(client.download_artifacts(result["monitoring_run_id"], "drift/report.json")).read_text())
+    drift_tests = [t for t in report["tests"] if "ValueDrift" in t["metric_config"]["params"]["type"]]
+    failed = sum(str(t["status"]).endswith("FAIL") for t in drift_tests)
+    assert f"{failed} of {len(drift_tests)} columns in the report" in "; ".join(result["reasons"])
     record = json.loads(Path(client.download_artifacts(result["monitoring_run_id"], "decision.json")).read_text())
     weights = {c["column"]: c["weight"] for c in record["columns"] if c["column"] != "prediction"}
     assert sum(weights.values()) == pytest.approx(1.0)  # the champion's importances, as shares
@@ -189,8 +185,19 @@ def test_no_new_trigger_while_training_is_queued_nor_during_the_cooldown(dags, s
     score(state, 23, 23)
     queued = run_monitoring(monitor, day(24), {"rules": RULES})
     result = result_of(queued)
-    assert result["action"] == "hold" and "a training run is already queued or running" in result["reasons"]
+    [(training_run, _, _)] = training_runs()
+    assert f"a training run is already queued or running: {training_run}" in result["reasons"]
     assert states(queued)["trigger_training"] == "skipped"
+    assert checks(state)[-1].data.tags["drift.held_by"] == training_run  # the MLOps view links it
+
+    # The training run looked for its window's features and found some missing: it may wait for
+    # hours, and holds nothing back; only the cooldown after the retrain it answers holds this one.
+    set_task_state("training_pipeline", training_run, "features_ready", "up_for_reschedule")
+    waiting = result_of(run_monitoring(monitor, day(24), {"rules": RULES}))
+    assert waiting["action"] == "hold" and not any(r.startswith("a training run is") for r in waiting["reasons"])
+    assert any(r.startswith("cooling down after") for r in waiting["reasons"])
+    assert f"not held by {training_run} waiting for features" in "; ".join(waiting["reasons"])
+    assert checks(state)[-1].data.tags["drift.held_by"] == ""
 
     finish_training_runs("failed")
     cooling = monitoring.check(state, day(24), rules=monitoring.load_rules(RULES))

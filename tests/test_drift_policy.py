@@ -3,6 +3,7 @@ and any escalation out."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -59,6 +60,15 @@ def test_drift_of_features_the_model_barely_uses_does_not_ask_for_a_retrain() ->
     )
 
 
+def test_the_drift_count_includes_the_prediction_as_the_report_counts_it() -> None:
+    tested = replace(observe(("temp",)), prediction=FeatureDrift("prediction", 0.5, 0.2, 0.0))
+    seen = decide(RULES, tested, History()).reasons[0]
+    assert seen.startswith(
+        "drift: 1 of 3 features drifted (temp 2.00 >= 1.00; 2 of 4 columns in the report, which also tests the "
+        "prediction: drifted, 0.50 vs 0.20), 60% of the model's importance, at least 50%"
+    )
+
+
 def test_columns_that_could_not_be_judged_stay_in_the_denominator_and_are_named() -> None:
     decision = decide(RULES, observe(("delay",), not_judged={"temp": "no value in the window"}), History())
     assert decision.drift_share == pytest.approx(0.3)  # of all the importance, not of the judged 40%
@@ -106,9 +116,12 @@ def test_a_data_quality_incident_calls_a_person_and_asks_for_no_retrain() -> Non
 
 def test_no_new_trigger_while_training_runs_or_during_the_cooldown() -> None:
     drifted = observe(("temp",))
-    busy = decide(RULES, drifted, History(training_active=True))
+    busy = decide(RULES, drifted, History(training_runs=("manual__1",)))
     assert busy.action == "hold" and busy.condition
-    assert busy.reasons[1] == "a training run is already queued or running"
+    assert busy.reasons[1] == "a training run is already queued or running: manual__1"
+    waiting = decide(RULES, drifted, History(waiting_runs=("scheduled__2",)))
+    assert waiting.action == "retrain"  # a run waiting for features may wait for hours: it holds nothing
+    assert "not held by scheduled__2 waiting for features" in waiting.reasons[-1]
     recent = decide(RULES, drifted, History(last_trigger_at=NOW - timedelta(days=3)))
     assert recent.action == "hold" and recent.reasons[1].startswith("cooling down after the retrain asked at")
     later = decide(RULES, drifted, History(last_trigger_at=NOW - timedelta(days=8)))
@@ -141,7 +154,8 @@ def test_a_refresh_counts_from_the_last_retrain_asked() -> None:
     )
     weekly = History(None, champion_since=NOW - timedelta(days=40), last_candidate_at=NOW - timedelta(days=6))
     assert decide(RULES, observe(), weekly).action == "no_drift"  # the schedule's candidates are fresher data
-    queued = decide(RULES, observe(), History(None, training_active=True, champion_since=NOW - timedelta(days=20)))
+    busy = History(None, training_runs=("manual__1",), champion_since=NOW - timedelta(days=20))
+    queued = decide(RULES, observe(), busy)
     assert queued.action == "hold" and not queued.condition
 
 

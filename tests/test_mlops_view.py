@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,22 +26,33 @@ from include.flights import inference, monitoring, pipeline
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from tests.conftest import (
-    ROOT,
+    ARTIFACTS,
     WEEKS,
     airflow_standalone,
+    chromium,
     copy_weeks,
     finish_training_runs,
     free_port,
+    log_in,
+    set_task_state,
     start,
     stop,
+    training_runs,
+    wait,
     wait_for,
 )
 
-ARTIFACTS = ROOT / "test-artifacts"
 LOGICAL_DATE = datetime(2026, 11, 17, tzinfo=UTC)  # the gate judges on 10-16 November
 CONF = {"window_start": "2026-10-26", "window_end": "2026-11-09", "max_iter": 30, "configurations": 1}
 RULES = {"policy": {"reference_days": 7, "share_threshold": 0.05}}  # the weeks fixture holds a month
-ROUTES = ["/mlops/", "/mlops/api/overview", "/mlops/api/drift", "/mlops/api/audit", "/mlops/api/score?flight_id=x"]
+ROUTES = [
+    "/mlops/",
+    "/mlops/api/overview",
+    "/mlops/api/drift",
+    "/mlops/api/audit",
+    "/mlops/api/features",
+    "/mlops/api/score?flight_id=x",
+]
 
 
 def day(d: int) -> datetime:
@@ -192,6 +202,7 @@ def test_the_overview_answers_which_model_is_in_production_and_why(loop, api) ->
     assert o["model"] == "flight_delay"
     assert o["champion"]["version"] == 1 and o["champion"]["aliases"] == ["champion"]
     assert o["champion"]["gate"] == "first-model" and o["champion"]["trigger_reason"] == "first"
+    assert o["champion"]["family"] == "hist_gradient_boosting"
     assert 0.5 < o["champion"]["metrics"]["roc_auc"] < 1 and o["champion"]["metrics"]["log_loss"] > 0
     assert o["previous"] is None  # the first champion replaced nothing
     assert o["champion_move"]["action"] == "promote"
@@ -205,8 +216,14 @@ def test_the_overview_answers_which_model_is_in_production_and_why(loop, api) ->
     # When it was judged (now), not the day of the data it judged; the evaluation days for people.
     assert o["gate"][0]["judged_at"] > o["gate"][0]["evaluated_at"]
     assert o["gate"][0]["evaluation_window"].endswith(" UTC (7 days, end excluded)")
+    # The figures the gate judged, on the evaluation flights, not the training run's validation.
+    rejected, first = o["gate"]
+    assert set(rejected["figures"]) == {"candidate", "champion"} and set(first["figures"]) == {"candidate"}
+    assert 0.5 < first["figures"]["candidate"]["roc_auc"] < 1
+    assert rejected["figures"]["candidate"]["log_loss"] > rejected["figures"]["champion"]["log_loss"]
     assert o["gate"][0]["report_url"].endswith("/artifacts/gate/001/report.md?workflowType=machine_learning")
     assert [(c["at"][:10], c["action"]) for c in o["drift"]] == [("2026-11-24", "retrain"), ("2026-11-25", "hold")]
+    assert o["drift"][1]["held_by"] == []  # the cooldown held it, not a training run
     retrain, hold = o["drift"]
     # A ROC AUC (the storm week of early December 2013 puts this small model near chance).
     assert retrain["drift_share"] >= 0.05 and 0 < retrain["realised_roc_auc"] < 1 and retrain["drifted"]
@@ -230,8 +247,42 @@ def test_the_page_shows_the_champion_the_gate_and_the_chart(api) -> None:
     assert "<strong>In production:</strong> version 1" in html
     assert "promotion gate: first-model against no champion" in html
     assert '<span class="badge reject">reject</span>' in html
+    assert "ROC AUC 0." in html and " vs 0." in html  # the gate's own figures, candidate vs champion
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in html and 'class="marker retrain"' in html
     assert html.count('class="point realised"') == 2 and 'class="marker promotion"' in html  # one per day
+
+
+def test_the_features_built_the_backfills_under_way_and_the_training_runs_waiting_for_features(loop, api) -> None:
+    from airflow.models.backfill import Backfill
+    from airflow.utils.session import create_session
+
+    # The retrain the drift check asked for looked for its 8 weeks' features: only the copied month has them.
+    [(retrain, _, state)] = training_runs(f"drift__{loop.check.run_id}")
+    assert state == "queued"
+    set_task_state("training_pipeline", retrain, "features_ready", "up_for_reschedule")
+    with create_session() as session:
+        backfill = Backfill(dag_id="feature_pipeline", from_date=day(20), to_date=day(27), dag_run_conf={})
+        session.add(backfill)
+        session.flush()
+        backfill_id = backfill.id
+    try:
+        found = api.get("/mlops/api/features", headers=bearer("viewer")).json()
+        html = api.get("/mlops/", headers=bearer("viewer")).text
+    finally:
+        with create_session() as session:
+            session.query(Backfill).filter(Backfill.id == backfill_id).delete()
+        set_task_state("training_pipeline", retrain, "features_ready", None)
+    assert found["spans"] == ["2026-10-24 to 2026-11-24 UTC (31 days, end excluded)"] and found["days"] == 31
+    [backfill] = found["building"]
+    assert (backfill["what"], backfill["dag_id"]) == ("backfill", "feature_pipeline")
+    assert backfill["backfill_id"] == backfill_id
+    assert (backfill["days_asked"], backfill["days_done"], backfill["first_missing"]) == (7, 4, "2026-11-24")
+    assert backfill["runs"] == "0 of 0"
+    [waiting] = found["waiting"]
+    assert (waiting["run_id"], waiting["days_asked"], waiting["days_done"]) == (retrain, 58, 31)
+    assert waiting["first_missing"] == "2026-09-27" and waiting["interval"].startswith("2026-09-27 to 2026-11-24 UTC")
+    assert "31 whole days with features: 2026-10-24 to 2026-11-24 UTC" in html
+    assert f'target="_top">{retrain}</a>' in html and "27 days, 2026-09-27 first" in html
 
 
 def test_an_unknown_model_has_nothing_in_production_and_a_bad_name_is_refused(api) -> None:
@@ -316,54 +367,12 @@ def standalone(loop, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def browser(standalone):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1440,1200",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
-    ARTIFACTS.mkdir(exist_ok=True)
+    driver = chromium()
     try:
-        log_in(driver, standalone)
+        log_in(driver, standalone.base, standalone.password)
         yield driver
     finally:
         driver.quit()
-
-
-def log_in(driver, standalone) -> None:
-    """Through Airflow's login page, as a person does: the UI keeps the session in a cookie."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-
-    driver.get(standalone.base + "/")
-    wait(driver, ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-    driver.find_element(By.NAME, "password").send_keys(standalone.password)
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(driver, lambda d: "login" not in d.current_url)
-
-
-def wait(driver, condition, timeout: float = 60):
-    """Wait for `condition`; on a timeout, keep a screenshot of what the browser showed instead."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, timeout).until(condition)
-    except TimeoutException:
-        driver.save_screenshot(str(ARTIFACTS / "timeout.png"))
-        pytest.fail(f"timed out after {timeout:.0f} s on {driver.current_url}; see test-artifacts/timeout.png")
 
 
 def test_a_person_finds_the_champion_the_gate_and_the_chart_in_the_airflow_ui(loop, standalone, browser) -> None:

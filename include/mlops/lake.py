@@ -65,7 +65,8 @@ class Interval:
         whole = self.start.time() == self.end.time() == datetime.min.time()
         stamp = "%Y-%m-%d" if whole else "%Y-%m-%d %H:%M"
         span = self.end - self.start
-        length = f"{span.days} days" if whole else f"{span.total_seconds() / 3600:g} hours"
+        hours = f"{span.seconds / 3600:g} hours"
+        length = f"{span.days} days" if whole else f"{span.days} days {hours}" if span.days else hours
         return f"{self.start:{stamp}} to {self.end:{stamp}} UTC ({length}, end excluded)"
 
     def days(self) -> list[Interval]:
@@ -129,6 +130,18 @@ class Lake:
             if within is None or interval.overlaps(within):
                 found.append((interval.start, path))
         return [path for _, path in sorted(found)]
+
+    def spans(self, zone: str, table: str) -> list[Interval]:
+        """The stretches of time the table's partitions cover, oldest first: adjoining or
+        overlapping partitions merged, a gap between two partitions separating two spans."""
+        merged: list[Interval] = []
+        for path in self.partitions(zone, table):
+            held = Interval.from_key(path.stem)
+            if merged and held.start <= merged[-1].end:
+                merged[-1] = Interval(merged[-1].start, max(merged[-1].end, held.end))
+            else:
+                merged.append(held)
+        return merged
 
     def missing_days(self, zone: str, table: str, within: Interval) -> list[Interval]:
         """The UTC days (clipped to `within`) that the table's partitions do not cover whole

@@ -8,6 +8,7 @@ in the experiment `registry_audit`. Nothing is cached: the view shows the regist
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ class Version:
     aliases: list[str]
     run_id: str
     experiment_id: str  # of its training run ("" when the run is gone)
+    family: str  # the model family its training run logged (its `family` parameter)
     metrics: dict[str, float]  # on the validation split of its training run
     feature_service: str
     trigger_reason: str  # why the training run that produced it ran
@@ -51,6 +53,7 @@ class GateDecision:
     evaluated_at: str  # the data's time: labels landed by then were judged
     judged_at: str  # when the judgement was made
     evaluation_window: str  # for people (`Interval.label`)
+    figures: dict[str, dict[str, float]]  # what it judged on that window: "candidate" and "champion" metrics
     airflow_dag_id: str
     airflow_run_id: str
     version_url: str
@@ -72,6 +75,7 @@ class DriftCheck:
     escalation: str
     escalation_kind: str  # data_quality or retrain_did_not_help
     retrain_run_id: str  # the training run it triggered, if any
+    held_by: tuple[str, ...]  # the training runs that held its retrain back, if any
     airflow_run_id: str
     run_url: str
     report_url: str
@@ -132,6 +136,7 @@ def model_versions(
                 aliases=sorted(aliases.get(str(v.version), [])),
                 run_id=v.run_id or "",
                 experiment_id=run.info.experiment_id if run else "",
+                family=run.data.params.get("family", "") if run else "",
                 metrics={name: metrics[name] for name in METRICS if name in metrics},
                 feature_service=v.tags.get("feast.feature_service", ""),
                 trigger_reason=run.data.tags.get("trigger_reason", "") if run else "",
@@ -165,6 +170,7 @@ def gate_decisions(
                 evaluated_at=tags.get("gate.evaluated_at", ""),
                 judged_at=tags.get("gate.judged_at", ""),
                 evaluation_window=Interval.from_key(window).label if window else "",
+                figures=json.loads(tags.get("gate.metrics", "{}")),
                 airflow_dag_id=tags.get("gate.airflow.dag_id", ""),
                 airflow_run_id=tags.get("gate.airflow.run_id", ""),
                 version_url=settings.model_version_url(model, number),
@@ -207,6 +213,7 @@ def drift_checks(settings: Settings, model: str) -> list[DriftCheck]:
                 escalation=tags.get("drift.escalation", ""),
                 escalation_kind=tags.get("drift.escalation_kind", ""),
                 retrain_run_id=tags.get("drift.retrain_run_id", ""),
+                held_by=tuple(filter(None, tags.get("drift.held_by", "").split(", "))),
                 airflow_run_id=tags.get("airflow.run_id", ""),
                 run_url=url,
                 report_url=settings.run_url(experiment, run.info.run_id, "drift/report.html") if computed else "",

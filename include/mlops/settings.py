@@ -53,6 +53,7 @@ class Settings:
     late_minutes: int = DEFAULT_LATE_MINUTES
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE
     history: timedelta = DEFAULT_HISTORY
+    replay_weeks_ahead: int = 0  # how many weeks later in 2013 the replay runs (the season a user starts in)
     mlflow_tracking_uri: str | None = None  # None: SQLite in the state folder
     mlflow_ui_url: str = "http://localhost:5000"  # where people open MLflow (links in Airflow's UI)
     model_name: str = "flight_delay"
@@ -71,6 +72,10 @@ class Settings:
             raise SettingsError(f"MLOPS_PREDICTION_LEAD_MINUTES must not be negative, got {self.prediction_lead}")
         if self.history < timedelta(days=7):
             raise SettingsError("MLOPS_HISTORY_DAYS must be at least 7: the longest trailing window is 7 days")
+        if not 0 <= self.replay_weeks_ahead < 52:
+            raise SettingsError(
+                f"MLOPS_REPLAY_WEEKS_AHEAD must be a whole number of weeks within 0..51, got {self.replay_weeks_ahead}"
+            )
         if self.profile == "production" and not (self.feast_registry_url and self.feast_redis):
             raise SettingsError(
                 "the production profile needs MLOPS_FEAST_REGISTRY_URL (a PostgreSQL URL) "
@@ -122,7 +127,8 @@ class Settings:
             try:
                 return kind(raw)
             except ValueError:
-                raise SettingsError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+                what = "a whole number" if kind is int else "a number"
+                raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
 
         return cls(
             profile=env.get("MLOPS_PROFILE", "embedded"),  # type: ignore[arg-type]
@@ -133,6 +139,7 @@ class Settings:
             late_minutes=int(number("MLOPS_LATE_MINUTES", DEFAULT_LATE_MINUTES, int)),
             max_reject_rate=number("MLOPS_MAX_REJECT_RATE", DEFAULT_MAX_REJECT_RATE),
             history=timedelta(days=number("MLOPS_HISTORY_DAYS", DEFAULT_HISTORY.days, int)),
+            replay_weeks_ahead=int(number("MLOPS_REPLAY_WEEKS_AHEAD", 0, int)),
             mlflow_tracking_uri=env.get("MLOPS_MLFLOW_TRACKING_URI") or None,
             mlflow_ui_url=(env.get("MLOPS_MLFLOW_UI_URL") or "http://localhost:5000").rstrip("/"),
             model_name=env.get("MLOPS_MODEL_NAME") or "flight_delay",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow.sdk import Context, Param
 
+    from include.mlops.drift import TrainingRuns
     from include.mlops.lake import Interval
 
 
@@ -35,6 +36,8 @@ def interval_params() -> dict[str, Param]:
     """The trigger form's optional interval, for the DAGs that process a data interval."""
     from airflow.sdk import Param
 
+    from mlops_airflow.links import FEATURES_PAGE
+
     described = "UTC, on the hour. Empty: the run's own hour. Set both to process a longer interval in one run."
     return {
         "interval_start": Param(
@@ -42,7 +45,8 @@ def interval_params() -> dict[str, Param]:
             type=["null", "string"],
             format="date-time",
             title="Interval start",
-            description=f"First instant of the data interval. {described}",
+            description_md=f"First instant of the data interval. {described} Which days have features, "
+            f"and the backfills under way: [MLOps view › Features]({FEATURES_PAGE}).",
             section="Data interval",
         ),
         "interval_end": Param(
@@ -108,3 +112,22 @@ def training_window(context: Context) -> Interval:
     if start >= end:
         raise ValueError(f"training window start {start.date()} is not before its end {end.date()}")
     return Interval(start, end)
+
+
+UNFINISHED = {None, "scheduled", "queued", "running", "up_for_retry", "up_for_reschedule", "deferred", "restarting"}
+
+
+def runs_under_way(context: Context, dag_id: str, waiting_task_id: str) -> TrainingRuns:
+    """The queued and running runs of `dag_id`, by run id: waiting when their `waiting_task_id` (a
+    sensor) is rescheduled, having looked for its data and not found it; busy otherwise."""
+    from include.mlops.drift import TrainingRuns
+
+    ti = context["ti"]
+    busy, waiting = [], []
+    for run_id, tasks in sorted(ti.get_task_states(dag_id=dag_id).items()):
+        if not UNFINISHED.intersection(tasks.values()):
+            continue  # every task done: finished, whatever the run's state says
+        if ti.get_dagrun_state(dag_id=dag_id, run_id=run_id) not in ("queued", "running"):
+            continue  # marked done by a person, say
+        (waiting if tasks.get(waiting_task_id) == "up_for_reschedule" else busy).append(run_id)
+    return TrainingRuns(tuple(busy), tuple(waiting))

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
     from airflow.sdk.types import TaskInstanceKey
 
+# The MLOps view's section on features and long work under way, for trigger forms to link to.
+FEATURES_PAGE = "/mlops/#features"
+
 
 class _XComLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:

@@ -104,6 +104,8 @@ class DriftCheckOperator(BaseOperator):
     :param rules: the drift rules as a mapping, a YAML file path or YAML text (templated); default:
         `include/flights/drift_rules.yaml`.
     :param training_dag_id: the DAG whose queued or running runs hold back a new retrain.
+    :param waiting_task_id: that DAG's sensor of its data: a run whose sensor is rescheduled waits,
+        perhaps for hours, and holds nothing back (the check names it in its reasons).
     :param mlflow_conn_id: Airflow connection of the MLflow tracking server.
     """
 
@@ -118,6 +120,7 @@ class DriftCheckOperator(BaseOperator):
         window_days: int | str = 7,
         rules: str | Mapping[str, Any] | None = None,
         training_dag_id: str = "training_pipeline",
+        waiting_task_id: str = "features_ready",
         mlflow_conn_id: str = "mlflow_default",
         **kwargs: Any,
     ) -> None:
@@ -125,6 +128,7 @@ class DriftCheckOperator(BaseOperator):
         self.window_days = window_days
         self.rules = rules
         self.training_dag_id = training_dag_id
+        self.waiting_task_id = waiting_task_id
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -132,7 +136,7 @@ class DriftCheckOperator(BaseOperator):
 
         from include.flights import inference, monitoring
         from include.mlops.drift import DriftRulesError
-        from mlops_airflow.context import airflow_ids, run_day
+        from mlops_airflow.context import airflow_ids, run_day, runs_under_way
         from mlops_airflow.hooks import MlflowHook
 
         settings = MlflowHook(self.mlflow_conn_id).get_settings()
@@ -140,10 +144,10 @@ class DriftCheckOperator(BaseOperator):
             days = int(self.window_days)
         except (TypeError, ValueError):
             raise AirflowFailException(f"window_days must be a number of days, got {self.window_days!r}") from None
-        active = context["ti"].get_dr_count(dag_id=self.training_dag_id, states=["queued", "running"])
+        training = runs_under_way(context, self.training_dag_id, self.waiting_task_id)
         try:
             rules = monitoring.load_rules(self.rules or None)
-            result = monitoring.check(settings, run_day(context), days, rules, active > 0, airflow_ids(context))
+            result = monitoring.check(settings, run_day(context), days, rules, training, airflow_ids(context))
         except inference.NoChampionError as error:
             raise AirflowSkipException(str(error)) from None
         except DriftRulesError as error:

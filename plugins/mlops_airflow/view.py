@@ -1,11 +1,12 @@
 """The MLOps view: a FastAPI app that Airflow's api-server serves under `/mlops`, shown in the
 Airflow UI's navigation (see `plugins/mlops_plugin.py`).
 
-One page answers "which model is in production, and why": the champion and the move that made it
-so, the previous champion, every version with its metrics, the promotion gate's decisions with
-their reasons and reports, the drift timeline as a chart, and the audit trail of alias moves.
-The same data is served as JSON under `api/`, and `api/score` scores one flight on demand: the
-champion's probability, its version and the feature values it was given, from the online store.
+One page answers "which model is in production, and why": the champion and the move that made it so,
+the days that have features and the long work under way (`progress`), the previous champion, every
+version with its metrics, the promotion gate's decisions with their reasons and reports, the drift
+timeline as a chart, and the audit trail of alias moves. The same data is served as JSON under
+`api/`, and `api/score` scores one flight on demand: the champion's probability, its version and the
+feature values it was given, from the online store.
 
 Every route needs the Airflow UI's authentication: the session cookie the UI sets at login, or a
 bearer token from `/auth/token`, and read access to the runs of `training_pipeline` and
@@ -97,6 +98,7 @@ def template() -> Any:
 @app.get("/", response_class=HTMLResponse)
 def page(config: Config, model: Model) -> HTMLResponse:
     from include.mlops import overview
+    from mlops_airflow import progress
 
     found = overview.overview(config, model)
     days, markers = chart.timeline(found.drift, found.audit, found.gate)
@@ -104,6 +106,7 @@ def page(config: Config, model: Model) -> HTMLResponse:
         o=found,
         chart=chart.svg(days, markers),
         checks=list(reversed(found.drift))[:30],
+        features=progress.progress(config),
     )
     return HTMLResponse(html)
 
@@ -113,6 +116,14 @@ def api_overview(config: Config, model: Model) -> dict[str, Any]:
     from include.mlops import overview
 
     return overview.overview(config, model).to_dict()
+
+
+@app.get("/api/features")
+def api_features(config: Config) -> dict[str, Any]:
+    """The stretches of time with features, backfills under way, training runs waiting for features."""
+    from mlops_airflow import progress
+
+    return progress.progress(config).to_dict()
 
 
 @app.get("/api/drift")
