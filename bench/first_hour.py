@@ -45,14 +45,15 @@ class FirstHour:
     `STEPS` it reached, in seconds after its start. A context manager: everything it starts, it
     stops; the state folder is deleted unless `keep` (or the first champion was not reached)."""
 
-    def __init__(
-        self, weeks_ahead: int = 0, airflow_port: int = 18080, mlflow_port: int = 15000, env: dict | None = None
-    ) -> None:
+    def __init__(self, weeks_ahead: int = 0, airflow_port: int = 18080, mlflow_port: int = 15000) -> None:
         self.state = Path(tempfile.mkdtemp(prefix="first-hour-", dir="/tmp"))
         self.log = self.state.with_suffix(".log")
         self.base = f"http://127.0.0.1:{airflow_port}"
         self.mlflow = f"http://127.0.0.1:{mlflow_port}"
-        self.env = (os.environ if env is None else env) | {
+        # As on a fresh shell: none of the caller's Airflow or MLOPS_ settings (`make bench`, a test
+        # session), which would point `make up` at another state folder or database.
+        fresh = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MAKE"))}
+        self.env = fresh | {
             "MLOPS_REPLAY_WEEKS_AHEAD": str(weeks_ahead),
             "AIRFLOW__API__PORT": str(airflow_port),
             "MLFLOW_PORT": str(mlflow_port),

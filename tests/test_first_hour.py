@@ -3,14 +3,13 @@ with no manual step; then a person trains a weak candidate from the API, and fin
 why the gate rejected it, what is in production, and MLflow's runs where MLflow opens.
 
 `make up` runs as the README says (Airflow standalone and an MLflow server, on free ports and a
-temporary state folder), with none of this session's Airflow or MLOPS_ settings. Screenshots
+temporary state folder), with none of this session's Airflow or MLOPS_ settings (`FirstHour`). Screenshots
 go to test-artifacts/first-hour-*.png. How long each step takes is `bench/first_hour.py`'s
 business; here only whether it happens (the timeouts are generous, for a busy machine).
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
@@ -25,8 +24,7 @@ WEAK = {"reason": None, "max_iter": 10, "learning_rate": 0.001, "configurations"
 @pytest.fixture(scope="module")
 def fresh():
     """`make up` from nothing, until its first champion."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MAKE"))}
-    with FirstHour(airflow_port=free_port(), mlflow_port=free_port(), env=environ) as up:
+    with FirstHour(airflow_port=free_port(), mlflow_port=free_port()) as up:
         try:
             up.wait_for("first champion", 25 * 60)
         except (RuntimeError, TimeoutError) as error:
