@@ -18,7 +18,7 @@ export AIRFLOW__API__PORT ?= 8080
 # Where task processes report to: the API server on its port (Airflow assumes 8080 otherwise).
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://localhost:$(AIRFLOW__API__PORT)/execution/
 
-.PHONY: install browser up stack-up stack-down test test-stack test-replay-airflow replay lint format bench lock clean
+.PHONY: install browser up image stack-up stack-down test test-stack test-replay-airflow replay lint format bench lock clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -49,6 +49,10 @@ up: install
 # configured by .env (see .env.example).
 stack-up: install
 	@$(BIN)/python scripts/stack.py up
+
+# The production image, built here from a local Debian base: no image registry is needed.
+image:
+	@bash scripts/image.sh
 
 stack-down:
 	@$(BIN)/python scripts/stack.py down
