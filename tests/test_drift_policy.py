@@ -19,6 +19,7 @@ from include.mlops.drift import (
     PastCheck,
     Quality,
     Retrain,
+    TrainingRuns,
     decide,
     escalation,
     quality,
@@ -116,10 +117,10 @@ def test_a_data_quality_incident_calls_a_person_and_asks_for_no_retrain() -> Non
 
 def test_no_new_trigger_while_training_runs_or_during_the_cooldown() -> None:
     drifted = observe(("temp",))
-    busy = decide(RULES, drifted, History(training_runs=("manual__1",)))
+    busy = decide(RULES, drifted, History(training=TrainingRuns(busy=("manual__1",))))
     assert busy.action == "hold" and busy.condition
     assert busy.reasons[1] == "a training run is already queued or running: manual__1"
-    waiting = decide(RULES, drifted, History(waiting_runs=("scheduled__2",)))
+    waiting = decide(RULES, drifted, History(training=TrainingRuns(waiting=("scheduled__2",))))
     assert waiting.action == "retrain"  # a run waiting for features may wait for hours: it holds nothing
     assert "not held by scheduled__2 waiting for features" in waiting.reasons[-1]
     recent = decide(RULES, drifted, History(last_trigger_at=NOW - timedelta(days=3)))
@@ -154,7 +155,7 @@ def test_a_refresh_counts_from_the_last_retrain_asked() -> None:
     )
     weekly = History(None, champion_since=NOW - timedelta(days=40), last_candidate_at=NOW - timedelta(days=6))
     assert decide(RULES, observe(), weekly).action == "no_drift"  # the schedule's candidates are fresher data
-    busy = History(None, training_runs=("manual__1",), champion_since=NOW - timedelta(days=20))
+    busy = History(None, TrainingRuns(busy=("manual__1",)), champion_since=NOW - timedelta(days=20))
     queued = decide(RULES, observe(), busy)
     assert queued.action == "hold" and not queued.condition
 

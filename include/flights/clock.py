@@ -13,8 +13,8 @@ The last day of 2013 (and the first five UTC hours of 1 January, still 2012 in N
 fall outside the cycle and are never replayed.
 
 `weeks_ahead` (0 to 51; the setting `MLOPS_REPLAY_WEEKS_AHEAD`) chooses the season: with 0,
-Friday 4 December 2026 replays Friday 20 December 2013; with 26, Friday 21 June 2013. A state folder is built
-on one clock; `include.flights.pipeline.replay_clock` refuses another on it.
+Friday 4 December 2026 replays Friday 20 December 2013; with 26, Friday 21 June 2013. A state
+folder is built on one clock; `include.flights.pipeline.flight_source` refuses another on it.
 
 An interval that straddles a cycle boundary is split into segments, each mapped with its
 own shift, so the rows of both years' ends are replayed in order.

@@ -256,8 +256,9 @@ class FlightScorer:
             raise FlightNotFoundError(
                 f"not a flight id (YYYYMMDDTHHMM-<carrier><number>-<origin>): {flight_id!r}"
             ) from None
-        source = self.source or pipeline.flight_source(self.settings)
-        schedule = source.flight_schedule(sched, sched + timedelta(minutes=1))
+        if self.source is None:  # once: checking the state folder's clock reads a file
+            self.source = pipeline.flight_source(self.settings)
+        schedule = self.source.flight_schedule(sched, sched + timedelta(minutes=1))
         flight = schedule[schedule["flight_id"] == flight_id]
         if flight.empty:
             raise FlightNotFoundError(f"no flight {flight_id} is scheduled")

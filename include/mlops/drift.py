@@ -196,8 +196,7 @@ class History:
     """What happened before this check."""
 
     last_trigger_at: datetime | None = None
-    training_runs: tuple[str, ...] = ()  # training runs queued or running: they hold a new retrain
-    waiting_runs: tuple[str, ...] = ()  # training runs waiting for features: named, holding nothing
+    training: TrainingRuns = TrainingRuns()  # the busy ones hold a new retrain; the waiting ones are named
     champion_since: datetime | None = None  # when the champion started serving
     last_candidate_at: datetime | None = None  # when the gate last judged a candidate, whatever asked for it
 
@@ -281,10 +280,7 @@ def history(
 ) -> History:
     """The history a check decides with: when the last retrain was asked for."""
     triggers = [c.at for c in checks if c.asked_retrain]
-    training = training or TrainingRuns()
-    return History(
-        triggers[-1] if triggers else None, training.busy, training.waiting, champion_since, last_candidate_at
-    )
+    return History(triggers[-1] if triggers else None, training or TrainingRuns(), champion_since, last_candidate_at)
 
 
 def condition_since(checks: Sequence[PastCheck], at: datetime) -> datetime:
@@ -416,12 +412,12 @@ def decide(rules: DriftRules, observation: Observation, history: History) -> Dri
     if not reasons:
         return decision("no_drift", seen)
     seen = [what for what in seen if not any(what in reason for reason in reasons)]  # nothing said twice
-    if history.waiting_runs:
+    if history.training.waiting:
         seen.append(
-            f"not held by {', '.join(history.waiting_runs)} waiting for features (a retrain's window may have them)"
+            f"not held by {', '.join(history.training.waiting)} waiting for features (a retrain's window may have them)"
         )
-    if history.training_runs:
-        hold = f"a training run is already queued or running: {', '.join(history.training_runs)}"
+    if history.training.busy:
+        hold = f"a training run is already queued or running: {', '.join(history.training.busy)}"
         return decision("hold", [*reasons, hold, *seen], tuple(fired))
     if history.last_trigger_at is not None and o.at - history.last_trigger_at < rules.cooldown:
         until = history.last_trigger_at + rules.cooldown

@@ -62,14 +62,16 @@ def progress(settings: Settings) -> Progress:
     lake = Lake(settings.lake_dir)
     spans = lake.spans("features", "weather")
 
-    def measured(what: str, run: Any, interval: Interval, backfill: Any = None, runs: str = "") -> Work:
+    def measured(
+        what: str, dag_id: str, interval: Interval, run_id: str = "", backfill_id: int | None = None, runs: str = ""
+    ) -> Work:
         missing = lake.missing_days("features", "weather", interval)
         asked = interval.days()
         return Work(
             what,
-            run.dag_id if run else backfill.dag_id,
-            run.run_id if run else "",
-            backfill.id if backfill else None,
+            dag_id,
+            run_id,
+            backfill_id,
             interval.label,
             len(asked),
             len(asked) - len(missing),
@@ -90,14 +92,15 @@ def progress(settings: Settings) -> Progress:
             )
             done = sum(count for state, count in states.items() if state not in ACTIVE)
             interval = Interval(backfill.from_date, backfill.to_date)
-            building.append(measured("backfill", None, interval, backfill, f"{done} of {sum(states.values())}"))
-        runs = session.scalars(
+            runs = f"{done} of {sum(states.values())}"
+            building.append(measured("backfill", FEATURES_DAG, interval, backfill_id=backfill.id, runs=runs))
+        feature_runs = session.scalars(
             select(DagRun).where(DagRun.dag_id == FEATURES_DAG, DagRun.state.in_(ACTIVE), DagRun.backfill_id.is_(None))
         ).all()
-        for run in runs:
+        for run in feature_runs:
             interval = _feature_interval(run)
-            if interval.end - interval.start > pipeline.features.STEP:
-                building.append(measured("run", run, interval))  # more than one hour: long work
+            if interval.end - interval.start > pipeline.features.STEP:  # more than one hour: long work
+                building.append(measured("run", FEATURES_DAG, interval, run.run_id))
         waiting_runs = session.scalars(
             select(DagRun)
             .join(TaskInstance, (TaskInstance.dag_id == DagRun.dag_id) & (TaskInstance.run_id == DagRun.run_id))
@@ -111,7 +114,7 @@ def progress(settings: Settings) -> Progress:
         for run in waiting_runs:
             window = _training_window(run)
             if window is not None:
-                waiting.append(measured("waiting", run, pipeline.feature_days(settings, window)))
+                waiting.append(measured("waiting", TRAINING_DAG, pipeline.feature_days(settings, window), run.run_id))
     return Progress(
         tuple(span.label for span in spans),
         sum(1 for span in spans for day in span.days() if day.end - day.start == DAY),
