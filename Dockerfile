@@ -30,6 +30,8 @@ COPY dags dags
 COPY plugins plugins
 COPY include include
 COPY scripts scripts
-RUN mkdir -p state && chown -R 50000:0 /opt/mlops /opt/airflow
+# The mount points of the compose file's volumes: a new named volume takes the owner of the folder
+# it is mounted on, and the services run as uid 50000.
+RUN mkdir -p state /opt/airflow/logs /mlflow/artifacts && chown -R 50000:0 /opt/mlops /opt/airflow /mlflow
 
 USER 50000

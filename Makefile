@@ -18,7 +18,7 @@ export AIRFLOW__API__PORT ?= 8080
 # Where task processes report to: the API server on its port (Airflow assumes 8080 otherwise).
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://localhost:$(AIRFLOW__API__PORT)/execution/
 
-.PHONY: install browser up image stack-up stack-down test test-stack test-replay-airflow replay lint format bench lock clean
+.PHONY: install browser up image compose-up compose-down stack-up stack-down test test-stack test-compose test-replay-airflow replay lint format bench lock clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -51,8 +51,16 @@ stack-up: install
 	@$(BIN)/python scripts/stack.py up
 
 # The production image, built here from a local Debian base: no image registry is needed.
-image:
-	@bash scripts/image.sh
+image: install
+	@$(BIN)/python scripts/docker_stack.py image
+
+# docker-compose.yaml in containers on this machine (host network, loopback ports; see
+# scripts/docker_stack.py), configured by .env; compose-down removes its containers and volumes.
+compose-up: install
+	@$(BIN)/python scripts/docker_stack.py up
+
+compose-down: install
+	@$(BIN)/python scripts/docker_stack.py down
 
 stack-down:
 	@$(BIN)/python scripts/stack.py down
@@ -60,11 +68,16 @@ stack-down:
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not stack and not airflow_replay" --durations=15
+	$(BIN)/pytest -m "not stack and not compose and not airflow_replay" --durations=15
 
 # End to end on the native production stack: minutes, so apart from `make test`; CI runs both.
 test-stack: install
 	$(BIN)/pytest -m stack -s
+
+# The same end to end on docker-compose.yaml in containers: builds the images (the first time, a
+# Debian base with debootstrap), runs the stack and removes it. CI runs it after test-stack.
+test-compose: install
+	$(BIN)/pytest -m compose -s
 
 # Two weeks of the replay through Airflow's scheduler (backfills of the DAGs), checked against the
 # library replay of the same days. About 30 minutes: not part of `make test` nor of CI.

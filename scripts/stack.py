@@ -107,11 +107,12 @@ class Stack:
     # What runs, and with which environment.
 
     def services(self) -> dict[str, list[str]]:
-        """Every long-running service of the compose file, as the command this machine runs."""
+        """Every long-running service of the compose file that `docker compose up` starts (a
+        profile's, such as `flower`, only on demand), as the command this machine runs."""
         return {
             name: self.command(name)
-            for name in self.compose["services"]
-            if name not in INFRASTRUCTURE and name not in ONE_OFF
+            for name, service in self.compose["services"].items()
+            if name not in INFRASTRUCTURE and name not in ONE_OFF and not service.get("profiles")
         }
 
     def command(self, service: str) -> list[str]:
@@ -226,6 +227,19 @@ class Stack:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
                 time.sleep(0.5)
+
+    def kill(self, name: str) -> None:
+        """A crash: SIGKILL to the service's process group, its supervisor included."""
+        pid_file = self.dir / "pids" / f"{name}.pid"
+        os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        pid_file.unlink()
+
+    def restarted(self) -> list[str]:
+        """The services their restart policy has started again."""
+        return [name for name in self.running() if "restarting in" in self.log(name)]
+
+    def log(self, name: str) -> str:
+        return (self.dir / "logs" / f"{name}.log").read_text(errors="replace")
 
     def wait_healthy(self, timeout: float = 300) -> None:
         """Until MLflow and the API server answer and both Celery workers are ready."""
@@ -368,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "up":
             stack.up(scale=parse_scale(args.scale, stack.services()))
             user = stack.values.get("AIRFLOW_ADMIN_USERNAME") or "admin"
-            print(f"Airflow: http://127.0.0.1:{stack.airflow_port} (user {user}, the password of {args.env_file})")
-            print(f"MLflow:  http://127.0.0.1:{stack.mlflow_port}; logs in {stack.dir / 'logs'}")
+            print(f"Airflow: http://localhost:{stack.airflow_port} (user {user}, the password of {args.env_file})")
+            print(f"MLflow:  http://localhost:{stack.mlflow_port}; logs in {stack.dir / 'logs'}")
         else:
             stack.down(purge=args.purge)
     except StackError as error:

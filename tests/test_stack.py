@@ -1,7 +1,10 @@
-"""The production stack: docker-compose.yaml and the native stack (`scripts/stack.py`) agree.
+"""The production stack: docker-compose.yaml, the native stack (`scripts/stack.py`) and the
+host-network overlay the containers run with here (scripts/docker/host.yaml) agree.
 
-Docker cannot run here, so the compose file is checked as data: the native stack runs its services
-with its environment, placed on this machine, and no container host or path is left over.
+Checked as data, in `make test`: the native stack runs the compose file's services with their
+environment, placed on this machine, and no container host or path is left over; the overlay puts
+every service on the host's network without a container host name left. The stack itself runs in
+tests/test_stack_e2e.py, natively and in containers.
 """
 
 from __future__ import annotations
@@ -53,9 +56,11 @@ def test_the_native_stack_runs_every_service_of_the_compose_file() -> None:
         "airflow-triggerer",
         "airflow-worker",
         "airflow-worker-training",
+        "flower",
     }
     native = stack.Stack(SECRETS)
-    assert set(native.services()) == services - set(stack.INFRASTRUCTURE) - set(stack.ONE_OFF)
+    on_demand = {"flower"}  # a profile's: `docker compose --profile flower up`
+    assert set(native.services()) == services - set(stack.INFRASTRUCTURE) - set(stack.ONE_OFF) - on_demand
     for name, command in native.services().items():
         declared = compose()["services"][name]["command"]
         assert [part.rsplit("/", 1)[-1] for part in command[:2]] == declared[:2], name  # same program, same role
@@ -80,6 +85,30 @@ def test_every_airflow_service_gets_the_same_environment_natively_without_a_cont
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql+psycopg://mlops:pw@127.0.0.1:5432/mlops_airflow"
     assert env["MLOPS_FEAST_REDIS"] == "127.0.0.1:6379,db=1" and env["AIRFLOW__CELERY__BROKER_URL"].endswith("/0")
     assert env["MLOPS_PROFILE"] == "production" and env["MLOPS_STATE_DIR"].endswith("state/stack/mlops-state")
+
+
+def test_the_host_network_overlay_leaves_no_container_host_name() -> None:
+    """host.yaml (compose's merge: mappings by key, the rest replaced): every service on the host's
+    network, every Airflow service told the loopback addresses, each listener on its own port."""
+    overlay = yaml.safe_load((ROOT / "scripts" / "docker" / "host.yaml").read_text())["services"]
+    base = compose()["services"]
+    assert set(overlay) == set(base)
+    ports = re.findall(r"\$\{(\w+_PORT):-(\d+)\}", (ROOT / "scripts" / "docker" / "host.yaml").read_text())
+    defaults = dict(ports)
+    assert len(set(defaults.values())) == len(defaults), defaults  # one loopback port each
+    assert all(defaults[name] == default for name, default in ports)  # the same default wherever it is used
+    for name, service in base.items():
+        assert overlay[name]["network_mode"] == "host", name
+        merged = {**service, **overlay[name]}
+        merged["environment"] = {**service.get("environment", {}), **overlay[name].get("environment", {})}
+        text = yaml.safe_dump({key: merged[key] for key in ("command", "environment", "healthcheck") if key in merged})
+        left = [host for host in ("@postgres:", "redis://redis:", "redis:6379", "mlflow:5000", "airflow-apiserver:")
+                if host in text]  # fmt: skip
+        assert not left, (name, left)
+        if "healthcheck" in merged:
+            assert not re.search(r"localhost:\d", str(merged["healthcheck"])), (
+                name
+            )  # a port of its own, not the image's
 
 
 def test_the_training_queue_has_its_own_worker() -> None:
