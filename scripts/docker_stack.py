@@ -334,8 +334,9 @@ class ComposeStack:
         pid = self.inspect(service)["State"]["Pid"]
         os.kill(pid, signal.SIGKILL)
 
-    def stop(self, services: list[str]) -> None:
-        self.compose("stop", "--timeout", "0", *services)
+    def stop(self, services: list[str], timeout: float = 30) -> None:
+        """SIGTERM to each service (through its init process), SIGKILL after `timeout` seconds."""
+        self.compose("stop", "--timeout", str(int(timeout)), *services)
 
     def start(self, service: str) -> None:
         self.compose("start", service)

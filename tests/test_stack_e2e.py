@@ -18,7 +18,8 @@ person and retrains nothing.
 
 Then the faults, on the same stack and in this order (each builds on the loop's state): the MLflow
 server stopped during training and restarted; a Celery worker killed during a task; PostgreSQL
-restarted during a run. Nothing may be lost and nothing half done.
+restarted during a run. Nothing may be lost and nothing half done. Last, a worker asked to stop
+shuts down warm.
 
 The stack runs as deployed, but for what makes the tests finish in minutes rather than hours:
 - `[scheduler] use_job_schedule = False`: only the runs the test triggers run, none of the
@@ -241,7 +242,7 @@ def test_mlflow_stopped_during_training_then_restarted(production) -> None:
     )
     api.wait_for_task("training_pipeline", run_id, "train", {"running"}, timeout=300, map_index=0)
     deployed.kill("mlflow")  # at once: a graceful stop waits for open connections
-    deployed.stop(["mlflow"])  # and no restart policy brings it back before the test does
+    deployed.stop(["mlflow"], timeout=0)  # and no restart policy brings it back before the test does
     failed = api.wait_for_task("training_pipeline", run_id, "train", {"up_for_retry", "failed"}, 120, map_index=0)
     assert failed["state"] == "up_for_retry", failed
     # The retry is held, as an operator holds training during an outage, by draining the training
@@ -342,6 +343,15 @@ def test_postgresql_restarted_during_a_run(production) -> None:
     deployed.wait_healthy()  # every service answers again
     if isinstance(deployed, stack.Stack):  # natively, every process runs again but the killed worker
         assert set(deployed.services()) - set(production.default_workers) <= set(deployed.running())
+
+
+def test_a_worker_asked_to_stop_shuts_down_warm(production) -> None:
+    """`docker compose stop` sends SIGTERM, which the container's init process passes to the
+    Celery worker alone (natively, SIGTERM to the worker's process group): the worker stops taking
+    tasks and lets its running ones finish (Celery's warm shutdown) rather than dying mid-task."""
+    deployed = production.stack
+    deployed.stop(["airflow-worker-training"], timeout=120)
+    assert "worker: Warm shutdown" in deployed.log("airflow-worker-training")
 
 
 def restart_postgres(admin_url: str) -> None:
