@@ -309,9 +309,9 @@ class ComposeStack:
     def inspect(self, service: str) -> dict:
         return json.loads(docker("inspect", self.container(service), capture=True).stdout)[0]
 
-    def wait_healthy(self, timeout: float = 300, services: list[str] | None = None) -> None:
+    def wait_healthy(self, timeout: float = 300) -> None:
         """Until every service's health check passes (a service without one: until it runs)."""
-        pending = set(services or self.services())
+        pending = set(self.services())
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             for name in sorted(pending):
