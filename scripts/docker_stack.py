@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,7 +47,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from scripts.stack import REQUIRED_AT_HOME, StackError, read_env_file  # noqa: E402
+from scripts.stack import StackError, group_alive, read_env_file, require_secrets  # noqa: E402
 
 COMPOSE = ROOT / "docker-compose.yaml"
 OVERLAY = ROOT / "scripts" / "docker" / "host.yaml"
@@ -124,13 +125,7 @@ class Engine:
         except ProcessLookupError:
             return
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            with contextlib.suppress(ChildProcessError):  # reaped, if it is our child
-                os.waitpid(pid, os.WNOHANG)
+        while time.monotonic() < deadline and group_alive(pid):  # its own session: containerd goes with it
             time.sleep(0.5)
 
 
@@ -172,6 +167,11 @@ def build(image: str, context: Path, dockerfile: Path, log_name: str) -> None:
         )  # fmt: skip
         if built.returncode:
             raise StackError(f"building {image} failed; see {log}")
+
+
+def overlay_ports() -> list[str]:
+    """The loopback ports host.yaml gives the containers (its `COMPOSE_*_PORT` variables)."""
+    return sorted(set(re.findall(r"\$\{(COMPOSE_\w+_PORT)\b", OVERLAY.read_text())))
 
 
 def write_private(path: Path, text: str) -> None:
@@ -262,9 +262,7 @@ class ComposeStack:
         ]
 
     def up(self, timeout: float = 900) -> None:
-        for name in REQUIRED_AT_HOME:
-            if not self.values.get(name):
-                raise StackError(f"{name} is missing or empty: set it in the environment file (see .env.example)")
+        require_secrets(self.values)
         self.dir.mkdir(parents=True, exist_ok=True)
         install()
         self.engine.start()

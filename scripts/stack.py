@@ -57,6 +57,12 @@ class StackError(RuntimeError):
     """The stack cannot start as configured; the message says what to change."""
 
 
+def require_secrets(values: Mapping[str, str]) -> None:
+    """Compose's `${...:?}` checks of the secrets, before anything starts."""
+    for name in REQUIRED_AT_HOME:
+        interpolate(f"${{{name}:?set {name} in the environment file (see .env.example)}}", values)
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """`KEY=value` lines, as compose reads `.env` (comments and blank lines skipped)."""
     if not path.exists():
@@ -225,7 +231,7 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):  # already gone
                     os.killpg(pid, sig)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
+            while time.monotonic() < deadline and any(group_alive(pid) for pid in pids.values()):
                 time.sleep(0.5)
 
     def kill(self, name: str) -> None:
@@ -254,8 +260,7 @@ class Stack:
             for name in sorted(pending):
                 if name not in self.running():
                     raise StackError(f"{name} exited during start-up; see {self.dir / 'logs' / (name + '.log')}")
-                log = self.dir / "logs" / f"{name}.log"
-                if _answers(checks[name]) if name in checks else " ready." in log.read_text():
+                if _answers(checks[name]) if name in checks else " ready." in self.log(name):
                     pending.discard(name)
             time.sleep(2)
         if pending:
@@ -264,8 +269,7 @@ class Stack:
             )
 
     def up(self, scale: Mapping[str, int] | None = None) -> None:
-        for name in REQUIRED_AT_HOME:  # compose's `${...:?}` checks, before anything starts
-            interpolate(f"${{{name}:?set {name} in the environment file (see .env.example)}}", self.values)
+        require_secrets(self.values)
         if self.running():
             raise StackError(f"the stack is already running ({', '.join(self.running())}): `down` first")
         self.create_databases()
@@ -337,7 +341,7 @@ def init() -> None:
         subprocess.run([airflow, "pools", "set", pool, str(slots), description], check=True, capture_output=True)
 
 
-def _alive(pid: int) -> bool:
+def group_alive(pid: int) -> bool:
     """Whether anything of the process group led by `pid` still runs. A leader that is our own
     child and has exited is reaped first: as a zombie it would keep its group alive."""
     with contextlib.suppress(ChildProcessError):

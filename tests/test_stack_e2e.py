@@ -60,15 +60,6 @@ TRAINING_CONF = {"window_start": "2026-10-28", "window_end": "2026-11-17", "max_
 JUDGED_ON = datetime(2026, 11, 17, tzinfo=UTC)  # the gate's evaluation week is the 7 days before it
 SCORED = [date(2026, 11, 15), date(2026, 11, 16)]
 DAGS = ("feature_pipeline", "training_pipeline", "batch_inference", "drift_monitoring")
-# host.yaml's loopback ports of the containers (scripts/docker/host.yaml)
-COMPOSE_PORTS = (
-    "COMPOSE_POSTGRES_PORT",
-    "COMPOSE_REDIS_PORT",
-    "COMPOSE_SCHEDULER_HEALTH_PORT",
-    "COMPOSE_TRIGGERER_LOG_PORT",
-    "COMPOSE_WORKER_LOG_PORT",
-    "COMPOSE_TRAINING_WORKER_LOG_PORT",
-)
 RETRY_POLICY = """\
 from datetime import timedelta
 
@@ -116,7 +107,7 @@ def production(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         workers = ("airflow-worker", "airflow-worker-2")  # `--scale airflow-worker=2`
     else:
         values |= {"POSTGRES_USER": "mlops", "POSTGRES_PASSWORD": secrets.token_urlsafe(12)}
-        values |= {name: str(free_port()) for name in COMPOSE_PORTS}
+        values |= {name: str(free_port()) for name in docker_stack.overlay_ports()}
         production = docker_stack.ComposeStack(
             values,
             project=f"mlops_e2e_{uuid.uuid4().hex[:8]}",
