@@ -5,16 +5,17 @@ Hourly. Turns the last hour of flight data into features that are correct as of 
 time, in the offline store for training and in the online store for the predictions made on the
 hour by `batch_inference`.
 
-1. **ingest**: fetch the data interval's flight outcomes, departures and weather from the source
-   (the 2013 records on the replay clock), plus any history days the lake lacks (7 of outcomes,
-   1 of departures), and keep them raw, never overwritten.
+1. **ingest**: fetch the data interval's flight outcomes, schedule, departures and weather from the
+   source (the 2013 records on the replay clock), plus any history days the lake lacks (7 of
+   outcomes, 1 of the schedule and of departures), and keep them raw, never overwritten.
 2. **validate**: check schema, types, ranges, duplicates and timestamps; rejected rows go to the
    quarantine with their reason. The task fails, naming the problem, when a batch is broken or
    its rejection rate passes `MLOPS_MAX_REJECT_RATE` (default 5%).
 3. **build_features**: weather by origin, aircraft by tail number, trailing delay statistics by
    origin, carrier and route, the departure board of the last two hours by origin and by carrier
-   at origin, written as the interval's partition of the offline store (the rows stamped in
-   (start, end]).
+   at origin (who left, who was cancelled, and who is still waiting), the aircraft's latest
+   departure and its outcome, written as the interval's partition of the offline store (the rows
+   stamped in (start, end]).
 4. **apply_definitions**: `feast apply`, only when the feature definitions changed (while their
    fingerprint matches the one applied, the task does not even import Feast).
 5. **materialize**: push the latest row of each key into the online store through the views'

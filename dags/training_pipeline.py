@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
+from include.flights.model import ModelConfig
 from mlops_airflow.decorators import task_with_links
 from mlops_airflow.links import FEATURES_PAGE, AuditEntryLink, MlflowRunLink
 from mlops_airflow.operators import PromotionGateOperator
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from include.mlops.lake import Interval
 
 FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
+DEFAULT_MODEL = ModelConfig()  # the form's defaults are the model's own
 FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls back to
 
 
@@ -106,7 +108,7 @@ FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls bac
             section="Model",
         ),
         "learning_rate": Param(
-            0.1,
+            DEFAULT_MODEL.learning_rate,
             type="number",
             minimum=0.001,
             maximum=1,
@@ -115,7 +117,7 @@ FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls bac
             section="Model",
         ),
         "max_iter": Param(
-            200,
+            DEFAULT_MODEL.max_iter,
             type="integer",
             minimum=10,
             maximum=2000,
@@ -124,7 +126,7 @@ FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls bac
             section="Model",
         ),
         "max_leaf_nodes": Param(
-            31,
+            DEFAULT_MODEL.max_leaf_nodes,
             type="integer",
             minimum=2,
             maximum=255,
@@ -133,7 +135,7 @@ FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls bac
             section="Model",
         ),
         "c": Param(
-            1.0,
+            DEFAULT_MODEL.c,
             type="number",
             exclusiveMinimum=0,
             maximum=1000,
@@ -152,7 +154,7 @@ FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls bac
             section="Search",
         ),
         "seed": Param(
-            42,
+            DEFAULT_MODEL.seed,
             type="integer",
             minimum=0,
             title="Random seed",

@@ -32,6 +32,7 @@ def clean(built: Settings) -> dict[str, pd.DataFrame]:
     return {
         "outcomes": lake.read("clean", "flight_outcomes", history, "outcome_at", ["flight_id"]),
         "departures": lake.read("clean", "departures", history, "departed_at", ["flight_id"]),
+        "schedule": lake.read("clean", "flight_schedule", history, "sched_dep_at", ["flight_id"]),
         "weather": lake.read("clean", "weather", history, "hour_at", ["origin", "hour_at"]),
         "planes": pd.read_parquet(lake.partition_path("clean", "planes", pipeline.REFERENCE)),
     }
@@ -119,8 +120,25 @@ def test_departure_board_equals_an_independent_range_join(
              ON d.key = e.key AND d.departed_at < e.g AND d.departed_at >= e.g - INTERVAL 24 HOUR
            GROUP BY e.row_id ORDER BY e.row_id"""
     ).df()
+    schedule = clean["schedule"].merge(departures[["flight_id", "departed_at"]], on="flight_id", how="left")
+    schedule_keys = schedule["carrier"] + "-" + schedule["origin"] if key == "carrier_origin" else schedule[key]
+    connection.register("schedule", naive(schedule.assign(key=schedule_keys)))
+    waiting = "(s.departed_at IS NULL OR s.departed_at >= e.g)"  # neither left nor cancelled by g
+    queue = connection.execute(
+        f"""SELECT e.row_id,
+               count(s.flight_id) AS scheduled,
+               count(s.flight_id) FILTER (WHERE {waiting}) AS n_waiting_2h,
+               coalesce(avg(epoch(e.g - s.sched_dep_at) / 60) FILTER (WHERE {waiting}), 0) AS mean_wait_2h
+           FROM entities e LEFT JOIN schedule s
+             ON s.key = e.key AND s.sched_dep_at < e.g AND s.sched_dep_at >= e.g - INTERVAL 2 HOUR
+           GROUP BY e.row_id ORDER BY e.row_id"""
+    ).df()
+    expected["n_waiting_2h"] = queue["n_waiting_2h"]
+    expected["mean_wait_2h"] = queue["mean_wait_2h"]
+    expected["waiting_share_2h"] = queue["n_waiting_2h"] / queue["scheduled"].where(queue["scheduled"] > 0)
     served = training[f"{view}__n_departures_2h"].notna()
     assert served.mean() > 0.9
+    assert training.loc[served, f"{view}__n_waiting_2h"].gt(0).mean() > 0.05  # queues happen
     assert (served == (expected["n_24h"] > 0)).all()  # a row whenever the key had a departure that day
     for name in features.DEPARTURE_FEATURES:
         ours = training.loc[served, f"{view}__{name}"].astype(float).to_numpy()
@@ -190,11 +208,13 @@ def test_the_first_departures_of_a_window_are_predicted_with_features_of_the_day
 def test_the_aircrafts_previous_departure_is_its_latest_known_before_t(
     training: pd.DataFrame, clean: dict[str, pd.DataFrame]
 ) -> None:
-    """By pandas' as-of merge on the clean departures: the aircraft's last departure known before
-    its hour (at most 24 hours before t), its delay, and the hours since it left."""
+    """By pandas' as-of merge on the clean departures and a lookup of their outcomes: the aircraft's
+    last departure known before its hour, its delay, the hours since it left, and, once that
+    flight's outcome is known, its arrival delay; served for 24 hours after the latest of the two."""
+    hour = pd.Timedelta(hours=1)
     departures = clean["departures"].dropna(subset=["tailnum"])
-    known = departures.assign(known=departures["departed_at"].dt.floor("h") + pd.Timedelta(hours=1))
-    known = known.sort_values(["known", "departed_at"])[["tailnum", "known", "departed_at", "dep_delay"]]
+    known = departures.assign(known=departures["departed_at"].dt.floor("h") + hour)
+    known = known.sort_values(["known", "departed_at"])[["tailnum", "known", "departed_at", "dep_delay", "flight_id"]]
     rows = training[["tailnum", "event_timestamp"]].reset_index(names="row").dropna(subset=["tailnum"])
     known["known"] = known["known"].astype(rows["event_timestamp"].dtype)
     expected = (
@@ -204,12 +224,22 @@ def test_the_aircrafts_previous_departure_is_its_latest_known_before_t(
         .set_index("row")
         .sort_index()
     )
-    fresh = (expected["event_timestamp"] - expected["known"]) <= pd.Timedelta(hours=24)
+    outcomes = clean["outcomes"].set_index("flight_id")
+    outcome_known = (expected["flight_id"].map(outcomes["outcome_at"]).dt.floor("h") + hour).astype(
+        expected["known"].dtype
+    )
+    landed = outcome_known <= expected["event_timestamp"]
+    latest = outcome_known.where(landed, expected["known"])
+    fresh = (expected["event_timestamp"] - latest) <= pd.Timedelta(hours=24)
     delay = expected["dep_delay"].where(fresh)
+    arrival = expected["flight_id"].map(outcomes["arr_delay"]).where(fresh & landed)
+    in_air = (~landed).astype(float).where(fresh)
     hours = ((expected["event_timestamp"] - expected["departed_at"]) / pd.Timedelta(hours=1)).where(fresh)
     served = training.loc[expected.index]
-    assert fresh.mean() > 0.3
+    assert fresh.mean() > 0.3 and (fresh & landed).mean() > 0.3 and (fresh & ~landed).sum() > 0
     np.testing.assert_allclose(served["aircraft_departures__previous_dep_delay"], delay, equal_nan=True)
+    np.testing.assert_allclose(served["aircraft_departures__previous_arr_delay"], arrival, equal_nan=True)
+    np.testing.assert_allclose(served["aircraft_departures__previous_in_air"].astype(float), in_air, equal_nan=True)
     np.testing.assert_allclose(served[features.SINCE_PREVIOUS], hours, equal_nan=True)
     assert (served[features.SINCE_PREVIOUS].dropna() > 0).all()  # it left before the prediction
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from mlflow import MlflowClient
 
+from include.flights import model
 from include.mlops import registry, tracking
 from include.mlops.settings import Settings
 from tests.conftest import copy_weeks
@@ -50,7 +51,8 @@ def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
     )
     assert len(children) == 2
     assert version.run_id in {child.info.run_id for child in children}
-    assert {child.data.params["learning_rate"] for child in children} != {"0.1"}  # the search varied it
+    default = str(model.ModelConfig().learning_rate)
+    assert {child.data.params["learning_rate"] for child in children} != {default}  # the search varied it
 
     # The first model passes the value thresholds alone and becomes the champion, audited.
     assert ("gate", -1, "success") in states and ("promote", -1, "success") in states

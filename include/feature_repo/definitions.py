@@ -47,6 +47,9 @@ _DEPARTURES = [
     Field(name="n_cancelled_2h", dtype=Int64),
     Field(name="mean_dep_delay_2h", dtype=Float64),
     Field(name="late_departure_share_2h", dtype=Float64),
+    Field(name="n_waiting_2h", dtype=Int64),
+    Field(name="waiting_share_2h", dtype=Float64),
+    Field(name="mean_wait_2h", dtype=Float64),
     Field(name="departures_as_of_unix", dtype=Int64),
 ]
 
@@ -121,12 +124,17 @@ carrier_departures = FeatureView(
     source=_pushed("carrier_departures"),
 )
 
-# The aircraft's latest departure from New York, for 24 hours after it left.
+# The aircraft's latest departure from New York and, once known, its outcome, for 24 hours.
 aircraft_departures = FeatureView(
     name="aircraft_departures",
     entities=[aircraft],
     ttl=features.AIRCRAFT_DEPARTURE_TTL,
-    schema=[Field(name="previous_dep_delay", dtype=Float64), Field(name="previous_departed_at_unix", dtype=Int64)],
+    schema=[
+        Field(name="previous_dep_delay", dtype=Float64),
+        Field(name="previous_arr_delay", dtype=Float64),
+        Field(name="previous_in_air", dtype=Int64),
+        Field(name="previous_departed_at_unix", dtype=Int64),
+    ],
     source=_pushed("aircraft_departures"),
 )
 

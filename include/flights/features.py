@@ -18,11 +18,22 @@ as the feature `observed_at_unix` / `stats_as_of_unix`, in Unix seconds):
   [g - 2h, g): how many left, how many were cancelled, their mean departure delay and the
   share that left `late_minutes` or more late. A row is written whenever its key had a
   departure in the past 24 hours, so that a quiet airport reads 0, not "unknown"; Feast's TTL
-  of one hour serves no stale row.
+  of one hour serves no stale row. The board also shows who is still waiting: of the flights
+  scheduled to leave in [g - 2h, g), how many had neither left nor been cancelled by g
+  (`n_waiting_2h`), their share of those scheduled (`waiting_share_2h`), and how long past
+  their scheduled departure they had waited at g, on average (`mean_wait_2h`, 0 when none
+  waits). A flight that left at 10:00 sharp is still waiting at 10:00 (the rule below). The
+  departures alone hide a queue: a flight that has not left yet is not on them, and their
+  mean delay is lowest when the longest delays are still to come.
 - aircraft departures (`aircraft_departures`): the aircraft's latest departure from New York
   known at each hour: a row per tail number and departure, stamped at the first grid time after
   it left (or, cancelled, was due), with its departure delay (null when cancelled) and when it
-  left (`previous_departed_at_unix`). Feast's TTL of 24 hours makes it "today's". How long ago
+  left (`previous_departed_at_unix`); once that flight's outcome is known, a second row, stamped
+  at the first grid time after it, adds its arrival delay (`previous_arr_delay`, null while it
+  flies and when it never arrived) and `previous_in_air` turns from 1 to 0; an outcome is written
+  only while its flight is still the aircraft's latest departure (a cancelled flight's outcome,
+  known when it was due, may come after the aircraft's next departure). Feast's TTL of 24 hours
+  makes it "today's". How long ago
   it left depends on when the prediction is made, so `hours_since_previous_departure` is computed
   from the request's time after the join (`request_time_features`), the same way for training
   and serving.
@@ -58,7 +69,11 @@ DEPARTURE_KEYS = {"origin_departures": "origin", "carrier_departures": "carrier_
 DEPARTURE_WINDOW_HOURS = 2
 DEPARTURE_REACH = timedelta(hours=24)  # how far back a departure keeps its key's rows written
 STEP = timedelta(hours=1)  # the grid of the trailing statistics
-DEPARTURE_FEATURES = ["n_departures_2h", "n_cancelled_2h", "mean_dep_delay_2h", "late_departure_share_2h"]
+DEPARTURE_FEATURES = [
+    "n_departures_2h", "n_cancelled_2h", "mean_dep_delay_2h", "late_departure_share_2h",
+    "n_waiting_2h", "waiting_share_2h", "mean_wait_2h",
+]  # fmt: skip
+AIRCRAFT_DEPARTURE_FEATURES = ["previous_dep_delay", "previous_arr_delay", "previous_in_air"]
 AIRCRAFT_DEPARTURE_TTL = timedelta(hours=24)  # the longest a served row may be: "today's" departure
 # Computed after the join from the request's time: the column it adds -> the served column it needs.
 SINCE_PREVIOUS = "aircraft_departures__hours_since_previous_departure"
@@ -136,17 +151,18 @@ def operations_features(
 
 
 def departure_features(
-    departures: pd.DataFrame, key: str, start: datetime, end: datetime, late_minutes: int
+    departures: pd.DataFrame, schedule: pd.DataFrame, key: str, start: datetime, end: datetime, late_minutes: int
 ) -> pd.DataFrame:
-    """The last two hours of departures by `key` on the hourly grid of (start, end].
+    """The last two hours of the departure board by `key` on the hourly grid of (start, end].
 
-    `departures` must hold every departure known in [start - 24 hours, end) (more is ignored).
+    `departures` must hold every departure known in [start - 24 hours, end), and `schedule` every
+    flight scheduled to leave in [start - 2 hours, end) (more is ignored); when a scheduled flight
+    left comes from `departures`.
     """
     import numpy as np
     import pandas as pd
 
     grid = grid_of(start, end)
-    keys = departures[key] if key != "carrier_origin" else carrier_origin_of(departures)
     dep_delay = departures["dep_delay"]
     measures = {
         "left": dep_delay.notna().to_numpy(dtype="float64"),
@@ -155,20 +171,83 @@ def departure_features(
         "delay": dep_delay.fillna(0).to_numpy(),
     }
     windows = {"2h": DEPARTURE_WINDOW_HOURS, "reach": DEPARTURE_REACH // STEP}
-    names, sums = _trailing_sums(keys, departures["departed_at"], measures, grid, windows)
+    names, sums = _trailing_sums(_keys(departures, key), departures["departed_at"], measures, grid, windows)
     columns = [key, "event_timestamp", *DEPARTURE_FEATURES]
     if not len(names):
         return _typed(pd.DataFrame(columns=columns), key, DEPARTURE_FEATURES, "departures_as_of_unix")
     recent = sums["2h"]
+    scheduled, waiting, mean_wait = _waiting(schedule, departures, key, names, grid)
     with np.errstate(invalid="ignore", divide="ignore"):
         data = {
             "n_departures_2h": recent["left"],
             "n_cancelled_2h": recent["cancelled"],
             "mean_dep_delay_2h": np.where(recent["left"] > 0, recent["delay"] / recent["left"], np.nan),
             "late_departure_share_2h": np.where(recent["left"] > 0, recent["late"] / recent["left"], np.nan),
+            "n_waiting_2h": waiting,
+            "waiting_share_2h": np.where(scheduled > 0, waiting / scheduled, np.nan),
+            "mean_wait_2h": mean_wait,
         }
     active = (sums["reach"]["left"] + sums["reach"]["cancelled"]) > 0
     return _typed(_rows(key, names, grid, data, active), key, DEPARTURE_FEATURES, "departures_as_of_unix")
+
+
+def _waiting(
+    schedule: pd.DataFrame, departures: pd.DataFrame, key: str, names: np.ndarray, grid: pd.DatetimeIndex
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each key of `names` and grid time g, of the flights scheduled in [g - 2h, g): how many,
+    how many had not left (nor been cancelled) by g, and the mean minutes those had waited past
+    their scheduled departure at g, 0 when none waits (keys x grid arrays).
+
+    A flight is scheduled in [g - 2h, g) from the first grid time after its scheduled departure
+    until the first grid time after it is 2 hours old, and waits until the first grid time after
+    it left (or was cancelled), whichever comes first: each is a +1 when it starts and a -1 when
+    it ends, summed from the schedule's start, so every flight whose start is counted is counted
+    whole.
+    """
+    import numpy as np
+    import pandas as pd
+
+    window = pd.Timedelta(hours=DEPARTURE_WINDOW_HOURS)
+    flights = schedule.loc[schedule["sched_dep_at"] >= grid[0] - STEP - window]
+    sched = flights["sched_dep_at"]
+    left = flights["flight_id"].map(departures.drop_duplicates("flight_id").set_index("flight_id")["departed_at"])
+    out_of_window = sched + window
+    # An early departure never waits; one not known to have left waits until it leaves the window.
+    left = left.where(left > sched, sched)
+    stopped_waiting = left.where(left < out_of_window, out_of_window)
+    hours = ((sched - grid[0]) / STEP).to_numpy()  # from the grid's start: small, exact sums
+    keys = _keys(flights, key)
+    ones = np.ones(len(flights))
+    events = pd.DataFrame(
+        {
+            "key": pd.concat([keys, keys, keys, keys], ignore_index=True),
+            "at": pd.concat([sched, out_of_window, sched, stopped_waiting], ignore_index=True),
+        }
+    )
+    zero = np.zeros(len(flights))
+    measures = {
+        "scheduled": np.concatenate([ones, -ones, zero, zero]),
+        "waiting": np.concatenate([zero, zero, ones, -ones]),
+        "waited": np.concatenate([zero, zero, hours, -hours]),
+    }
+    width = len(grid) + DEPARTURE_WINDOW_HOURS + 2  # back to the first flight that may count
+    found, sums = _trailing_sums(events["key"], events["at"], measures, grid, {"all": width})
+    shape = (len(names), len(grid))
+    result = {measure: np.zeros(shape) for measure in measures}
+    if len(found):
+        rows = np.searchsorted(names, found)
+        known = (rows < len(names)) & (names[np.minimum(rows, len(names) - 1)] == found)
+        for measure in measures:
+            result[measure][rows[known]] = sums["all"][measure][known]
+    waiting = np.rint(result["waiting"])
+    at = ((grid - grid[0]) / STEP).to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_wait = np.where(waiting > 0, 60 * (at * waiting - result["waited"]) / waiting, 0.0)
+    return result["scheduled"], waiting, mean_wait
+
+
+def _keys(frame: pd.DataFrame, key: str) -> pd.Series:
+    return carrier_origin_of(frame) if key == "carrier_origin" else frame[key]
 
 
 def grid_of(start: datetime, end: datetime) -> pd.DatetimeIndex:
@@ -178,27 +257,49 @@ def grid_of(start: datetime, end: datetime) -> pd.DatetimeIndex:
     return pd.date_range(pd.Timestamp(start).floor(STEP), pd.Timestamp(end), freq=STEP, inclusive="right")
 
 
-def aircraft_departure_features(departures: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
-    """Each aircraft's departures as rows stamped at the first grid time after they were known,
-    for the rows stamped in (start, end]; of two departures in one hour, the later."""
+def aircraft_departure_features(
+    departures: pd.DataFrame, outcomes: pd.DataFrame, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Each aircraft's departures, and their outcomes, as rows stamped at the first grid time after
+    they were known, for the rows stamped in (start, end]; of two events in one hour, the later."""
+    import numpy as np
     import pandas as pd
 
-    known = departures.dropna(subset=["tailnum"])
-    stamp = known["departed_at"].dt.floor(STEP) + STEP
-    inside = ((stamp > pd.Timestamp(start)) & (stamp <= pd.Timestamp(end))).to_numpy()
-    rows = pd.DataFrame(
+    left = departures.dropna(subset=["tailnum"]).sort_values("departed_at", kind="stable")
+    left = left.assign(stamp=left["departed_at"].dt.floor(STEP) + STEP)
+    done = outcomes.dropna(subset=["tailnum"])
+    done = done.assign(stamp=done["outcome_at"].dt.floor(STEP) + STEP).sort_values("stamp", kind="stable")
+    # An outcome is the aircraft's news only while its flight is the latest departure known: a
+    # cancelled flight's outcome (when it was due) may come after the aircraft's next departure.
+    latest = pd.merge_asof(
+        done[["stamp", "tailnum"]].reset_index(),
+        left[["stamp", "tailnum", "flight_id"]].astype({"tailnum": "object"}),
+        on="stamp",
+        by="tailnum",
+    ).set_index("index")
+    done = done[(latest["flight_id"] == done["flight_id"]).reindex(done.index, fill_value=False)]
+    events = pd.DataFrame(
         {
-            "tailnum": known["tailnum"].astype(str).to_numpy()[inside],
-            "event_timestamp": stamp.to_numpy()[inside],
-            "previous_dep_delay": known["dep_delay"].astype("float64").to_numpy()[inside],
-            "departed_at": known["departed_at"].to_numpy()[inside],
+            "tailnum": pd.concat([left["tailnum"], done["tailnum"]], ignore_index=True).astype(str),
+            "known_at": pd.concat([left["departed_at"], done["outcome_at"]], ignore_index=True),
+            "previous_dep_delay": pd.concat([left["dep_delay"], done["dep_delay"]], ignore_index=True),
+            "departed_at": pd.concat(
+                [left["departed_at"], done["sched_dep_at"] + pd.to_timedelta(done["dep_delay"].fillna(0), unit="min")],
+                ignore_index=True,
+            ),
+            "previous_arr_delay": np.concatenate([np.full(len(left), np.nan), done["arr_delay"].to_numpy("float64")]),
+            "previous_in_air": np.concatenate([np.ones(len(left)), np.zeros(len(done))]).astype("int64"),
         }
     )
-    rows = rows.sort_values(["event_timestamp", "departed_at"], kind="stable")
-    rows = rows.drop_duplicates(["tailnum", "event_timestamp"], keep="last")
+    events["event_timestamp"] = events["known_at"].dt.floor(STEP) + STEP
+    inside = (events["event_timestamp"] > pd.Timestamp(start)) & (events["event_timestamp"] <= pd.Timestamp(end))
+    rows = events[inside].sort_values(["event_timestamp", "known_at"], kind="stable")
+    rows = rows.drop_duplicates(["tailnum", "event_timestamp"], keep="last").drop(columns="known_at")
+    rows["previous_dep_delay"] = rows["previous_dep_delay"].astype("float64")
     rows["previous_departed_at_unix"] = _unix_seconds(pd.to_datetime(rows.pop("departed_at"), utc=True))
     rows["event_timestamp"] = pd.to_datetime(rows["event_timestamp"], utc=True)
-    return rows.sort_values(["event_timestamp", "tailnum"]).reset_index(drop=True)
+    columns = ["tailnum", "event_timestamp", *AIRCRAFT_DEPARTURE_FEATURES, "previous_departed_at_unix"]
+    return rows.sort_values(["event_timestamp", "tailnum"])[columns].reset_index(drop=True)
 
 
 def request_time_features(frame: pd.DataFrame) -> pd.DataFrame:

@@ -66,9 +66,12 @@ class ModelConfig:
     """One candidate configuration: the family, its main hyperparameters and the seed."""
 
     family: Family = "hist_gradient_boosting"
-    learning_rate: float = 0.1
+    # Chosen on January-June 2013 (weekly retrains on 8 weeks, the next week scored; the replay's
+    # blind policy): 0.1 and 31 leaves fitted the training weeks' noise, mean weekly ROC AUC
+    # 0.7442; 0.05 with 31 leaves 0.7541; 0.05 with 15 leaves 0.7555 (worst week 0.654 -> 0.678).
+    learning_rate: float = 0.05
     max_iter: int = 200
-    max_leaf_nodes: int = 31
+    max_leaf_nodes: int = 15
     l2_regularization: float = 0.0
     c: float = 1.0  # inverse regularization of the logistic regression
     seed: int = 42

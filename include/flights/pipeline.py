@@ -27,8 +27,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFERENCE = "reference"  # partition name of static reference tables
+# The tables whose days before an interval its features read (see `_reach`).
+HISTORY_TABLES = ("flight_outcomes", "flight_schedule", "departures")
 REPLAY_CLOCK = "replay-clock.json"  # in the state folder: the clock it was built on
-SCHEMAS = {s.name: s for s in (schema.FLIGHT_OUTCOMES, schema.DEPARTURES, schema.WEATHER, schema.PLANES)}
+SCHEMAS = {
+    s.name: s
+    for s in (schema.FLIGHT_OUTCOMES, schema.FLIGHT_SCHEDULE, schema.DEPARTURES, schema.WEATHER, schema.PLANES)
+}
 # The views that change over time, by join key.
 VIEW_KEYS = {
     "weather": "origin", **features.OPERATIONS_KEYS, **features.DEPARTURE_KEYS, "aircraft_departures": "tailnum",
@@ -81,13 +86,13 @@ def ingest(settings: Settings, interval: Interval, source: FlightSource | None =
     source = source or flight_source(settings)
     lake = Lake(settings.lake_dir)
     batches = []
-    for table in ("flight_outcomes", "departures"):
+    for table in HISTORY_TABLES:
         for day in lake.missing_days(
             "clean", table, Interval(interval.start - _reach(settings, table), interval.start)
         ):
             log.info("Fetching history day %s of %s missing from the lake", day, table)
             batches += _fetch(lake, source, day, tables=(table,))
-    batches += _fetch(lake, source, interval, tables=("flight_outcomes", "departures", "weather"))
+    batches += _fetch(lake, source, interval, tables=(*HISTORY_TABLES, "weather"))
     planes = lake.archive("raw", "planes", REFERENCE, source.planes())
     batches.append(Batch("planes", REFERENCE, str(planes)))
     return batches
@@ -126,6 +131,7 @@ def build_features(settings: Settings, interval: Interval) -> dict[str, int]:
     lake = Lake(settings.lake_dir)
     outcomes = _read_clean(lake, "flight_outcomes", _with_history(settings, "flight_outcomes", interval))
     departures = _read_clean(lake, "departures", _with_history(settings, "departures", interval))
+    schedule = _read_clean(lake, "flight_schedule", _with_history(settings, "flight_schedule", interval))
     weather = _read_clean(lake, "weather", interval)
     planes = _read_reference(lake, "planes")
 
@@ -134,9 +140,11 @@ def build_features(settings: Settings, interval: Interval) -> dict[str, int]:
         written[view] = features.operations_features(outcomes, key, interval.start, interval.end, settings.late_minutes)
     for view, key in features.DEPARTURE_KEYS.items():
         written[view] = features.departure_features(
-            departures, key, interval.start, interval.end, settings.late_minutes
+            departures, schedule, key, interval.start, interval.end, settings.late_minutes
         )
-    written["aircraft_departures"] = features.aircraft_departure_features(departures, interval.start, interval.end)
+    written["aircraft_departures"] = features.aircraft_departure_features(
+        departures, outcomes, interval.start, interval.end
+    )
     for view, frame in written.items():
         lake.write_partition("features", view, interval.key, frame)
     lake.write_partition("features", "aircraft", REFERENCE, features.aircraft_features(planes))
@@ -345,7 +353,12 @@ def _with_history(settings: Settings, table: str, interval: Interval) -> Interva
 
 
 def _fetch(lake: Lake, source: FlightSource, interval: Interval, tables: tuple[str, ...]) -> list[Batch]:
-    readers = {"flight_outcomes": source.flight_outcomes, "departures": source.departures, "weather": source.weather}
+    readers = {
+        "flight_outcomes": source.flight_outcomes,
+        "flight_schedule": source.flight_schedule,
+        "departures": source.departures,
+        "weather": source.weather,
+    }
     batches = []
     for table in tables:
         frame = readers[table](interval.start, interval.end)

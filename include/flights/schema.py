@@ -36,6 +36,21 @@ FLIGHT_OUTCOMES = TableSchema(
     time_column="outcome_at",
 )
 
+# What was scheduled: the departure board's flights that have not left yet come from it.
+FLIGHT_SCHEDULE = TableSchema(
+    name="flight_schedule",
+    columns={
+        **_FLIGHT,
+        "dest": _CODE,
+        "distance": Column("float", nullable=False, min=1, max=10_000),
+        "sched_dep_at": Column("timestamp", nullable=False),
+        "sched_dep_local": Column("wall_clock", nullable=False),
+        "sched_arr_at": Column("timestamp", nullable=False),
+    },
+    key=("flight_id",),
+    time_column="sched_dep_at",
+)
+
 DEPARTURES = TableSchema(
     name="departures",
     columns={

@@ -156,7 +156,8 @@ class Lake:
         frames = [pd.read_parquet(path) for path in self.partitions(zone, table, within)]
         if not frames:
             return pd.DataFrame()
-        rows = pd.concat(frames, ignore_index=True)
+        # Empty partitions (an hour without flights) add no rows, and would blur the columns' types.
+        rows = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
         rows = rows[(rows[time_column] >= within.start) & (rows[time_column] < within.end)]
         return rows.drop_duplicates(subset=key, keep="last").sort_values(time_column).reset_index(drop=True)
 
