@@ -272,21 +272,20 @@ def aircraft_departure_features(
     # An outcome is the aircraft's news only while its flight is the latest departure known: a
     # cancelled flight's outcome (when it was due) may come after the aircraft's next departure.
     latest = pd.merge_asof(
-        done[["stamp", "tailnum"]].reset_index(),
-        left[["stamp", "tailnum", "flight_id"]].astype({"tailnum": "object"}),
+        done[["stamp", "tailnum", "flight_id"]].reset_index(),
+        left[["stamp", "tailnum", "flight_id", "departed_at"]].astype({"tailnum": "object"}),
         on="stamp",
         by="tailnum",
+        suffixes=("", "_latest"),
     ).set_index("index")
-    done = done[(latest["flight_id"] == done["flight_id"]).reindex(done.index, fill_value=False)]
+    latest = latest[latest["flight_id"] == latest["flight_id_latest"]]  # its departure, as left says
+    done = done.loc[latest.index]
     events = pd.DataFrame(
         {
             "tailnum": pd.concat([left["tailnum"], done["tailnum"]], ignore_index=True).astype(str),
             "known_at": pd.concat([left["departed_at"], done["outcome_at"]], ignore_index=True),
             "previous_dep_delay": pd.concat([left["dep_delay"], done["dep_delay"]], ignore_index=True),
-            "departed_at": pd.concat(
-                [left["departed_at"], done["sched_dep_at"] + pd.to_timedelta(done["dep_delay"].fillna(0), unit="min")],
-                ignore_index=True,
-            ),
+            "departed_at": pd.concat([left["departed_at"], latest["departed_at"]], ignore_index=True),
             "previous_arr_delay": np.concatenate([np.full(len(left), np.nan), done["arr_delay"].to_numpy("float64")]),
             "previous_in_air": np.concatenate([np.ones(len(left)), np.zeros(len(done))]).astype("int64"),
         }

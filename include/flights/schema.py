@@ -16,16 +16,21 @@ _FLIGHT = {
     "origin": Column("string", nullable=False, allowed=ORIGINS),
 }
 
+# What a flight was scheduled to do: the schedule's columns, with which outcomes start too.
+_SCHEDULED = {
+    **_FLIGHT,
+    "dest": _CODE,
+    "distance": Column("float", nullable=False, min=1, max=10_000),
+    "sched_dep_at": Column("timestamp", nullable=False),
+    # The same departure on the origin's wall clock: calendar features come from it.
+    "sched_dep_local": Column("wall_clock", nullable=False),
+    "sched_arr_at": Column("timestamp", nullable=False),
+}
+
 FLIGHT_OUTCOMES = TableSchema(
     name="flight_outcomes",
     columns={
-        **_FLIGHT,
-        "dest": _CODE,
-        "distance": Column("float", nullable=False, min=1, max=10_000),
-        "sched_dep_at": Column("timestamp", nullable=False),
-        # The same departure on the origin's wall clock: calendar features come from it.
-        "sched_dep_local": Column("wall_clock", nullable=False),
-        "sched_arr_at": Column("timestamp", nullable=False),
+        **_SCHEDULED,
         "dep_delay": _MINUTES,
         # Real storm days cancel over half the flights; a batch above 90% is a broken feed.
         "arr_delay": Column("float", min=-180, max=24 * 60, max_null_share=0.9),
@@ -39,14 +44,7 @@ FLIGHT_OUTCOMES = TableSchema(
 # What was scheduled: the departure board's flights that have not left yet come from it.
 FLIGHT_SCHEDULE = TableSchema(
     name="flight_schedule",
-    columns={
-        **_FLIGHT,
-        "dest": _CODE,
-        "distance": Column("float", nullable=False, min=1, max=10_000),
-        "sched_dep_at": Column("timestamp", nullable=False),
-        "sched_dep_local": Column("wall_clock", nullable=False),
-        "sched_arr_at": Column("timestamp", nullable=False),
-    },
+    columns=_SCHEDULED,
     key=("flight_id",),
     time_column="sched_dep_at",
 )
