@@ -17,6 +17,10 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION := False
 export AIRFLOW__API__PORT ?= 8080
 # Where task processes report to: the API server on its port (Airflow assumes 8080 otherwise).
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL ?= http://localhost:$(AIRFLOW__API__PORT)/execution/
+# The scheduler's LocalExecutor starts its workers from a forkserver that has imported the libraries
+# the tasks use (plugins/mlops_airflow/preload.py): a task, forked from a worker, starts with them.
+export AIRFLOW__SCHEDULER__MP_START_METHOD := forkserver
+export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD := airflow,airflow.executors.local_executor,mlops_airflow.preload
 
 .PHONY: install browser up image compose-up compose-down stack-up stack-down test test-stack test-compose test-replay-airflow replay lint format bench lock clean
 
@@ -104,6 +108,7 @@ bench: install
 	$(BIN)/python -m bench.drift
 	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.decisions
+	$(BIN)/python -m bench.regret
 	$(BIN)/python -m bench.first_model
 	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.first_hour

@@ -77,6 +77,11 @@ class FirstHour:
         self._started = time.monotonic()
         return self
 
+    @property
+    def pid(self) -> int:
+        """The process of `make up`, whose descendants are everything it started."""
+        return self._up.pid
+
     def __exit__(self, *_: object) -> None:
         os.killpg(self._up.pid, signal.SIGTERM)
         try:

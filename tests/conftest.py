@@ -302,6 +302,34 @@ def airflow_standalone(log: Path, **env: str) -> Iterator[SimpleNamespace]:
         stop(server)
 
 
+# The library the configured workers import before they fork a task (plugins/mlops_airflow/preload.py),
+# as it shows in a process's memory map once imported: scikit-learn's gradient boosting extension.
+PRELOADED = "sklearn/ensemble/_hist_gradient_boosting/"
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """`root` and the processes descending from it, each with its command line (its title, where
+    the process set one)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        tree += frontier
+    found = {}
+    for pid in tree:
+        with contextlib.suppress(OSError):
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    return found
+
+
+def holds_preloaded(pid: int) -> bool:
+    """Whether the process has imported what the workers preload."""
+    return PRELOADED in Path(f"/proc/{pid}/maps").read_text()
+
+
 # A real browser: Debian's Chromium, headless.
 
 

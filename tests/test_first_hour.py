@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from bench.first_hour import FirstHour
-from tests.conftest import ARTIFACTS, chromium, free_port, log_in, wait
+from tests.conftest import ARTIFACTS, chromium, free_port, holds_preloaded, log_in, process_tree, wait
 
 WEAK = {"reason": None, "max_iter": 10, "learning_rate": 0.001, "configurations": 1}  # near the base rate
 
@@ -65,6 +65,15 @@ def test_make_up_gets_a_champion_with_no_manual_step_and_the_weekly_run_trains_o
     assert states["features_ready"][0] == "success"  # a sensor that waited may show a later try number
     for task_id in ("prepare", "train", "register", "gate", "promote"):  # nothing failed and was retried
         assert states[task_id] == ("success", 1), task_id
+
+
+def test_the_scheduler_starts_its_workers_with_the_task_libraries_imported(fresh) -> None:
+    """The LocalExecutor's workers come from a forkserver that imported `mlops_airflow.preload`
+    (the Makefile's `[scheduler] mp_forkserver_preload`), so the tasks they fork start with it."""
+    processes = process_tree(fresh.pid)
+    workers = [pid for pid, title in processes.items() if "LocalExecutor" in title]
+    assert workers, processes
+    assert all(holds_preloaded(pid) for pid in workers), {pid: processes[pid] for pid in workers}
 
 
 @pytest.fixture(scope="module")

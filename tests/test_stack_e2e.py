@@ -51,7 +51,7 @@ from include.flights import pipeline
 from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 from scripts import docker_stack, stack
-from tests.conftest import Api, free_port, inject_shift, interval_conf, midnight
+from tests.conftest import Api, free_port, holds_preloaded, inject_shift, interval_conf, midnight, process_tree
 
 FEATURE_DAYS = [date(2026, 10, 26) + timedelta(days=n) for n in range(22)]  # 26 October-16 November
 # The window starts two days after the first feature day: its first departures are predicted on the day
@@ -213,6 +213,23 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
         f"\nend to end: start {features_done - production.started:.0f} s including {len(FEATURE_DAYS)} feature days, "
         f"training {trained - features_done:.0f} s, scoring and drift {time.monotonic() - trained:.0f} s"
     )
+
+
+def test_the_workers_fork_their_tasks_with_the_task_libraries_imported(production) -> None:
+    """Each Celery worker imports `mlops_airflow.preload` before it starts its pool
+    (`mlops_airflow.celery_config`), so the pool's processes, which fork the tasks, hold it. A
+    pool process is titled `ForkPoolWorker-<n>`, or `airflow supervisor: <task>` once it has
+    supervised a task."""
+    deployed = production.stack
+    for worker in (*production.default_workers, "airflow-worker-training"):
+        if isinstance(deployed, stack.Stack):
+            root = deployed.running()[worker]
+        else:
+            root = deployed.inspect(worker)["State"]["Pid"]
+        processes = process_tree(root)
+        pool = [pid for pid, title in processes.items() if "ForkPoolWorker" in title or "airflow supervisor" in title]
+        assert pool, (worker, list(processes.values()))
+        assert all(holds_preloaded(pid) for pid in pool), (worker, {pid: processes[pid] for pid in pool})
 
 
 def test_mlflow_stopped_during_training_then_restarted(production) -> None:
