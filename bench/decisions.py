@@ -22,15 +22,13 @@ Trials of the held-out half (July to December) are reported apart: the calibrati
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.features import Result, isolated
+from bench.features import Result, isolated_in_new_folder
 from include.flights import model, monitoring, training
 from include.flights.replay import Replay
 from include.mlops import drift
@@ -133,14 +131,10 @@ def run(folder: str) -> Result:
 def main() -> int:
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix="bench-decisions-", dir="/tmp")
     print(
         "building the features of 2013 and judging 30 same-distribution trials and 50 injected faults ...", flush=True
     )
-    try:
-        found = isolated(run, folder, log=logs / "decisions.log")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    found = isolated_in_new_folder(run, prefix="bench-decisions-", log=logs / "decisions.log")
     (RESULTS / "decisions.json").write_text(json.dumps(found, indent=2, default=str) + "\n")
     if "error" in found:
         print(f"decision benchmark failed: {found['error']}")

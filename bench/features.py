@@ -77,6 +77,15 @@ def isolated(fn: Callable[..., Result], *args: object, log: Path, timeout: float
     return result
 
 
+def isolated_in_new_folder(fn: Callable[..., Result], *args: object, prefix: str, log: Path) -> Result:
+    """`isolated(fn, folder, *args)` on a new temporary folder, removed afterwards."""
+    folder = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    try:
+        return isolated(fn, folder, *args, log=log)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def best_of(repeats: int, fn: Callable[..., Result], *args: object, log: Path) -> Result:
     """`repeats` isolated runs of `fn`: the result of the fastest, with the largest peak memory
     of all runs (time is noisy on a shared machine; memory should not flatter us)."""

@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.features import Result, isolated
+from bench.features import Result, isolated_in_new_folder
 from include.flights import gating, model, training
 from include.flights.clock import CYCLE, CYCLE_ORIGIN
 from include.flights.replay import Replay, ReplayConfig
@@ -83,12 +81,8 @@ def run(folder: str) -> Result:
 def main() -> int:
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix="bench-first-model-", dir="/tmp")
     print("building the replay's features and judging a first model on each of the 52 Mondays ...", flush=True)
-    try:
-        found = isolated(run, folder, log=logs / "first_model.log")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    found = isolated_in_new_folder(run, prefix="bench-first-model-", log=logs / "first_model.log")
     (RESULTS / "first_model.json").write_text(json.dumps(found, indent=2, default=str) + "\n")
     if "error" in found:
         print(f"first-model benchmark failed: {found['error']}")

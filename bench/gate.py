@@ -16,15 +16,13 @@ each resample, on the same rows and predictions.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from bench.features import Result, isolated, peak_mb
+from bench.features import Result, isolated_in_new_folder, peak_mb
 from include.flights import gating, model, pipeline, training
 from include.mlops import bootstrap, registry, tracking
 from include.mlops.lake import Interval
@@ -90,12 +88,8 @@ def _textbook_bootstrap(y: np.ndarray, p: np.ndarray, q: np.ndarray, resamples: 
 def main() -> int:
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    state = tempfile.mkdtemp(prefix="bench-gate-", dir="/tmp")
     print(f"measuring the promotion gate on the week before {AT.date()} ...", flush=True)
-    try:
-        found = isolated(run, state, log=logs / "gate.log")
-    finally:
-        shutil.rmtree(state, ignore_errors=True)
+    found = isolated_in_new_folder(run, prefix="bench-gate-", log=logs / "gate.log")
     (RESULTS / "gate.json").write_text(json.dumps(found, indent=2) + "\n")
     if "error" in found:
         print(f"gate benchmark failed: {found['error']}")

@@ -25,14 +25,12 @@ The calibration half (to 1 July) is where a rule may be chosen; the held-out hal
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 
-from bench.features import Result, isolated
+from bench.features import Result, isolated_in_new_folder
 from include.flights import gating, model, training
 from include.flights.replay import HALVES, Replay
 from include.mlops.lake import Interval
@@ -125,12 +123,8 @@ def evidence(found: Result, lag: int) -> dict[str, dict[str, float]]:
 def main() -> int:
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix="bench-regret-", dir="/tmp")
     print("building the features of 2013 and a model per week, each scored on every later week ...", flush=True)
-    try:
-        found = isolated(run, folder, log=logs / "regret.log")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    found = isolated_in_new_folder(run, prefix="bench-regret-", log=logs / "regret.log")
     if "error" in found:
         print(f"regret benchmark failed: {found['error']}")
         return 1

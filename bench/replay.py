@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.features import Result, isolated, peak_mb
+from bench.features import Result, isolated_in_new_folder, peak_mb
 from include.flights import training
 from include.flights.replay import HALVES, Replay, ReplayConfig
 from include.mlops.lake import Interval
@@ -70,12 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs = RESULTS / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix="bench-replay-", dir="/tmp")
     print(f"measuring the replay {'(quick) ' if args.quick else ''}...", flush=True)
-    try:
-        result = isolated(replay, folder, args.quick, log=logs / "replay.log")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    result = isolated_in_new_folder(replay, args.quick, prefix="bench-replay-", log=logs / "replay.log")
     (RESULTS / "replay.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     if "error" in result:
         print(f"replay: error: {result['error']}")
