@@ -341,6 +341,7 @@ def test_postgresql_restarted_during_a_run(production) -> None:
         restart_postgres(deployed.admin_url())  # the machine's
     else:
         deployed.restart("postgres")  # the container's: a fast shutdown, then the same data volume
+    wait_for_postgres(deployed.admin_url())  # until then the API server answers 500, as it should
 
     states = api.wait("feature_pipeline", run_id, timeout=420)
     assert set(states.values()) == {"success"}, states
@@ -363,11 +364,16 @@ def test_a_worker_asked_to_stop_shuts_down_warm(production) -> None:
 
 
 def restart_postgres(admin_url: str) -> None:
-    """Restart the machine's PostgreSQL cluster (Debian's pg_ctlcluster), and wait until it answers."""
+    """Restart the machine's PostgreSQL cluster (Debian's pg_ctlcluster)."""
     with psycopg.connect(admin_url) as conn:
         data_directory = conn.execute("SHOW data_directory").fetchone()[0]  # /var/lib/postgresql/<v>/<cluster>
     version, cluster = data_directory.rstrip("/").split("/")[-2:]
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart"], check=True, timeout=120)
+
+
+def wait_for_postgres(admin_url: str) -> None:
+    """Until PostgreSQL answers again after a restart (a container's starts its server after the
+    container is up)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
