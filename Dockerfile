@@ -1,5 +1,5 @@
 # The one image of the production stack (docker-compose.yaml): the project and its pinned
-# dependencies (requirements.lock, the set the tests run on) on Python 3.11.
+# runtime dependencies (requirements.lock: no test or lint tooling) on Python 3.11.
 #
 # BASE_IMAGE: the official Python image by default; any Debian bookworm image works (its python3
 # is 3.11), such as one made locally where no image registry is reachable (`make image`).

@@ -32,11 +32,13 @@ $(BIN)/python:
 # at install time: every Airflow task is a new process, and compiling MLflow, Airflow and
 # scikit-learn on import would cost each one seconds (or every import, where the environment
 # sets PYTHONDONTWRITEBYTECODE).
-$(VENV)/.installed: $(BIN)/python requirements.lock
+# The development set: what the system runs on (requirements.lock, all the image has) and the tools
+# that test and lint it.
+$(VENV)/.installed: $(BIN)/python requirements.lock requirements-dev.lock
 	@if $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"; then \
-		$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -r requirements.lock; \
+		$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -r requirements-dev.lock; \
 	else \
-		$(BIN)/python -m pip install -r requirements.lock; \
+		$(BIN)/python -m pip install -r requirements-dev.lock; \
 	fi
 	touch $@
 
@@ -113,10 +115,12 @@ bench: install
 	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.first_hour
 
-# Re-resolve the pinned set after editing requirements.txt.
+# Re-resolve the pinned sets after editing requirements.txt or requirements-dev.txt: the runtime lock
+# first, then the development lock constrained by it (the tests run on the image's versions).
 lock: $(BIN)/python
 	$(BIN)/python -m pip install -q "uv==$(UV_VERSION)"
 	$(BIN)/uv pip compile --python-version 3.11 requirements.txt -o requirements.lock
+	$(BIN)/uv pip compile --python-version 3.11 requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 
 clean:
 	rm -rf $(STATE)

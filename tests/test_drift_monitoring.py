@@ -25,6 +25,7 @@ from include.mlops import drift, registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.monitoring import data_drift
 from include.mlops.settings import Settings
+from tests.alert_servers import connections, smtp_server, webhook_server
 from tests.conftest import copy_weeks, finish_training_runs, inject_shift, interval_conf, set_task_state, training_runs
 
 TRAINING = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 9, tzinfo=UTC))
@@ -239,14 +240,29 @@ def test_escalation_when_retraining_did_not_help(dags, state: Settings) -> None:
 
 
 def test_a_broken_weather_feed_is_an_incident_a_person_is_called_and_nothing_is_retrained(
-    dags, state: Settings
+    dags, state: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Temperature in °C instead of °F, and a carrier's delays doubled, in three days' features."""
+    """Temperature in °C instead of °F, and a carrier's delays doubled, in three days' features.
+    The person is called by e-mail and on Slack through the providers' notifiers, each received by a
+    local server."""
     _, monitor = dags
     broken = Interval(day(20), day(23))
     inject_shift(state, broken)
     score(state, 20, 22)
-    run = run_monitoring(monitor, day(23), {"window_days": 3, "rules": RULES})
+    with smtp_server() as (smtp_port, inbox), webhook_server() as (webhook_port, posted):
+        for name, value in connections(smtp_port, webhook_port).items():
+            monkeypatch.setenv(name, value)
+        run = run_monitoring(monitor, day(23), {"window_days": 3, "rules": RULES})
+    [mail] = inbox.messages
+    assert mail["To"] == "oncall@example.org, ml-team@example.org"
+    assert mail["Subject"] == "[mlops] escalation from drift_monitoring"
+    assert "(data quality)" in mail.get_body().get_content() and "weather__temp" in mail.get_body().get_content()
+    [post] = posted
+    assert post["path"] == "/services/T0/B0/secret"
+    assert (
+        post["body"]["text"].startswith("*[mlops] escalation from drift_monitoring*\n")
+        and "weather__temp" in post["body"]["text"]
+    )
     assert states(run)["trigger_training"] == "skipped" and states(run)["escalate"] == "failed"
     result = result_of(run)
     assert result["action"] == "incident" and result["escalation_kind"] == "data_quality"

@@ -59,6 +59,37 @@ def cli(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_mlflow_is_reached_through_its_airflow_connection_when_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_airflow.hooks import MlflowHook
+
+    monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", "http://from-the-environment:5000")
+    monkeypatch.setenv("MLOPS_MLFLOW_UI_URL", "https://mlflow.example.org/")
+    monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT", raising=False)
+    assert MlflowHook().get_settings().mlflow_tracking_uri == "http://from-the-environment:5000"
+
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", "http://mlflow:5000")
+    settings = MlflowHook().get_settings()
+    assert (settings.mlflow_tracking_uri, settings.mlflow_ui_url) == (
+        "http://mlflow:5000",
+        "https://mlflow.example.org",
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", '{"conn_type": "http", "host": "mlflow", "schema": "https", '
+                       '"extra": {"ui_url": "https://ui.example.org"}}')  # fmt: skip
+    settings = MlflowHook().get_settings()
+    assert (settings.mlflow_tracking_uri, settings.mlflow_ui_url) == ("https://mlflow", "https://ui.example.org")
+
+
+def test_an_mlflow_connection_with_credentials_is_refused_and_nothing_enters_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlops_airflow.hooks import MlflowHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", "http://someone:secret@mlflow:5000")
+    with pytest.raises(ValueError, match=r"connection mlflow_default has credentials.*MLFLOW_TRACKING_USERNAME"):
+        MlflowHook().get_settings()
+    assert "secret" not in os.environ.values()
+
+
 def test_cli_builds_a_training_set_into_parquet(built: Settings, tmp_path: Path) -> None:
     out = tmp_path / "train.parquet"
     result = cli(

@@ -131,6 +131,13 @@ def production(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
                     docker_stack.IMAGE,
                     docker_stack.SERVICES_IMAGE,
                 }
+                # The image installs requirements.lock alone: no test or lint tooling ships.
+                found = docker_stack.docker(
+                    "run", "--rm", "--network", "none", docker_stack.IMAGE, "python", "-c",
+                    "import importlib.util as u; print([m for m in ('pytest', 'selenium', 'ruff') if u.find_spec(m)])",
+                    capture=True,
+                )  # fmt: skip
+                assert found.stdout.strip() == "[]", found.stdout
             api = Api(f"http://127.0.0.1:{production.airflow_port}", "admin", values["AIRFLOW_ADMIN_PASSWORD"])
             yield SimpleNamespace(stack=production, api=api, started=started, default_workers=workers)
         finally:
@@ -174,7 +181,7 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=deployed.environment()["MLOPS_MLFLOW_TRACKING_URI"])
+    client = MlflowClient(tracking_uri=deployed.environment()["AIRFLOW_CONN_MLFLOW_DEFAULT"])
     champion = client.get_model_version_by_alias("flight_delay", "champion")
     assert champion.version == "1" and champion.tags["gate.decision"] == "first-model"
     assert client.get_run(champion.run_id).data.tags["airflow.run_id"] == training
@@ -239,7 +246,7 @@ def test_mlflow_stopped_during_training_then_restarted(production) -> None:
     api, deployed = production.api, production.stack
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=deployed.environment()["MLOPS_MLFLOW_TRACKING_URI"])
+    client = MlflowClient(tracking_uri=deployed.environment()["AIRFLOW_CONN_MLFLOW_DEFAULT"])
     versions_before = {v.version for v in client.search_model_versions("name = 'flight_delay'")}
     run_id = api.trigger(
         "training_pipeline",

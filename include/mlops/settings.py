@@ -61,7 +61,7 @@ class Settings:
     feast_redis: str | None = None
     alert_log: Path | None = None  # None: alerts.log in the state folder
     alert_email: tuple[str, ...] = ()  # addresses; sent through Airflow's SMTP connection
-    alert_webhook: str | None = None  # a URL that receives each alert as JSON (POST)
+    alert_slack_conn_id: str | None = None  # an Airflow connection (type slackwebhook) that receives each alert
 
     def __post_init__(self) -> None:
         if self.profile not in ("embedded", "production"):
@@ -147,5 +147,5 @@ class Settings:
             feast_redis=env.get("MLOPS_FEAST_REDIS") or None,
             alert_log=Path(env["MLOPS_ALERT_LOG"]) if env.get("MLOPS_ALERT_LOG") else None,
             alert_email=tuple(a.strip() for a in env.get("MLOPS_ALERT_EMAIL", "").split(",") if a.strip()),
-            alert_webhook=env.get("MLOPS_ALERT_WEBHOOK") or None,
+            alert_slack_conn_id=env.get("MLOPS_ALERT_SLACK_CONN_ID") or None,
         )

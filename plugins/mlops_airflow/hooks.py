@@ -1,15 +1,20 @@
 """Hooks: the project's settings, with MLflow's address taken from an Airflow connection.
 
-`MlflowHook` reads the connection `mlflow_default` (type http) when it exists: its host and port
-are the tracking server, its login and password MLflow's basic-auth credentials, and the extra
-`ui_url` the address people open (default: the tracking server). Without the connection, the
-environment decides (`MLOPS_MLFLOW_TRACKING_URI`, `MLOPS_MLFLOW_UI_URL`), which is how the
-embedded default runs.
+`MlflowHook` reads the connection `mlflow_default` (type http) when it exists: its schema, host and
+port are the tracking server (the production stack defines it as `AIRFLOW_CONN_MLFLOW_DEFAULT`),
+and its extra `ui_url` the address people open (default: `MLOPS_MLFLOW_UI_URL`). Without the
+connection, the environment decides (`MLOPS_MLFLOW_TRACKING_URI`), which is how the embedded
+default, the command line and the benchmarks run.
+
+The connection carries no credentials: MLflow's client reads them only from its own environment
+variables (`MLFLOW_TRACKING_USERNAME`, `MLFLOW_TRACKING_PASSWORD` or `MLFLOW_TRACKING_TOKEN`), and a
+task must not write secrets into its process's environment, so a tracking server with
+authentication gets those variables from the workers' deployment, like any other secret. A
+connection with a login or password is refused with that explanation rather than half used.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -42,11 +47,13 @@ class MlflowHook(BaseHook):
             return settings
         if not conn.host:
             raise ValueError(f"connection {self.mlflow_conn_id} has no host: it must name the MLflow tracking server")
+        if conn.login or conn.password:
+            raise ValueError(
+                f"connection {self.mlflow_conn_id} has credentials, which MLflow's client cannot take from it: "
+                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the "
+                "workers' environment instead, and remove them from the connection"
+            )
         scheme = conn.schema or "http"
         uri = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
-        if conn.login:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login  # how MLflow's client takes credentials
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
-        return replace(
-            settings, mlflow_tracking_uri=uri, mlflow_ui_url=conn.extra_dejson.get("ui_url", uri).rstrip("/")
-        )
+        ui_url = conn.extra_dejson.get("ui_url") or settings.mlflow_ui_url
+        return replace(settings, mlflow_tracking_uri=uri, mlflow_ui_url=ui_url.rstrip("/"))

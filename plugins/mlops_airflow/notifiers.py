@@ -2,20 +2,22 @@
 
 `EscalationNotifier` is the escalate task's failure callback. Every alert is appended, as one JSON
 line, to the alert log (`MLOPS_ALERT_LOG`, default `alerts.log` in the state folder), which is all
-the embedded default needs. When configured, it also goes out:
+the embedded default needs. When configured, Airflow's provider notifiers also send it:
 
-- by e-mail to `MLOPS_ALERT_EMAIL` (comma-separated), through Airflow's SMTP connection
-  (`smtp_default`, from the SMTP provider);
-- to a webhook, `MLOPS_ALERT_WEBHOOK`, as a JSON POST (Slack- and Teams-style incoming webhooks
-  accept the `text` field).
+- by e-mail to `MLOPS_ALERT_EMAIL` (comma-separated), with the SMTP provider's `SmtpNotifier` on
+  Airflow's SMTP connection (`[email] email_conn_id`, default `smtp_default`);
+- to Slack, with the Slack provider's `SlackWebhookNotifier` on the connection named by
+  `MLOPS_ALERT_SLACK_CONN_ID` (type `slackwebhook`: the incoming webhook's URL as its password).
 
-A channel that fails is logged and does not stop the others; the alert log is written first.
+Connections are defined as Airflow defines them (Admin > Connections, `airflow connections add`,
+or `AIRFLOW_CONN_<ID>`). A channel that fails is logged and does not stop the others; the alert log
+is written first.
 """
 
 from __future__ import annotations
 
+import html
 import json
-import urllib.request
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -24,11 +26,13 @@ from airflow.sdk import BaseNotifier
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from include.mlops.settings import Settings
+
 
 class EscalationNotifier(BaseNotifier):
     template_fields = ("subject",)
 
-    def __init__(self, subject: str = "[mlops] escalation from {{ dag.dag_id }}", **kwargs: object) -> None:
+    def __init__(self, subject: str = "[mlops] escalation from {{ ti.dag_id }}", **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.subject = subject
 
@@ -50,28 +54,27 @@ class EscalationNotifier(BaseNotifier):
         with path.open("a") as handle:
             handle.write(json.dumps(alert) + "\n")
         self.log.warning("Escalation recorded in %s: %s", path, alert["message"])
-        for channel, configured in (("e-mail", settings.alert_email), ("webhook", settings.alert_webhook)):
-            if not configured:
-                continue
+        for channel, notifier in channels(settings, alert):
             try:
-                self._email(settings.alert_email, alert) if channel == "e-mail" else self._post(configured, alert)
+                notifier.notify(context)  # the texts are final: nothing left to render
             except Exception as error:  # one broken channel must not hide the alert from the others
                 self.log.error("Could not send the escalation by %s: %s", channel, error)
 
-    @staticmethod
-    def _post(url: str, alert: dict[str, str]) -> None:
-        body = json.dumps(alert | {"text": f"{alert['subject']}: {alert['message']}"}).encode()
-        request = urllib.request.Request(url, body, {"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            response.read()
 
-    @staticmethod
-    def _email(to: tuple[str, ...], alert: dict[str, str]) -> None:
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
+def channels(settings: Settings, alert: dict[str, str]) -> list[tuple[str, BaseNotifier]]:
+    """The provider notifiers the settings configure, each with the alert's text."""
+    found: list[tuple[str, BaseNotifier]] = []
+    where = f"{alert['dag_id']} / {alert['run_id']} / {alert['task_id']}"
+    if settings.alert_email:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-        with SmtpHook() as smtp:
-            smtp.send_email_smtp(
-                to=list(to),
-                subject=alert["subject"],
-                html_content=f"<p>{alert['message']}</p><p>{alert['dag_id']} / {alert['run_id']}</p>",
-            )
+        body = f"<p>{html.escape(alert['message'])}</p><p>{html.escape(where)}</p>"
+        found.append(
+            ("e-mail", SmtpNotifier(to=list(settings.alert_email), subject=alert["subject"], html_content=body))
+        )
+    if settings.alert_slack_conn_id:
+        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+        text = f"*{alert['subject']}*\n{alert['message']}\n{where}"
+        found.append(("Slack", SlackWebhookNotifier(slack_webhook_conn_id=settings.alert_slack_conn_id, text=text)))
+    return found
