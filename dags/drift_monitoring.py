@@ -25,12 +25,13 @@ and calls a person when retraining did not help.
    `{reason, report_url, drifted_features, not_judged}`, due at the check's own time (so a check
    backfilled or cleared for an earlier day retrains on that day's window), and notes the triggered
    run on the check's MLflow run, which is how the next checks know a retrain is under way.
-4. **escalate**: fails, with a message that says its kind and what was seen since when, on the
-   first check of a data-quality incident, or when the drift or quality condition persists after
-   two retrains in a row did not help (their candidates rejected by the gate, or promoted with the
-   condition still there three checks later). Its failure callback (`EscalationNotifier`) writes
-   the alert log and, when configured, sends an e-mail or calls a webhook. Skipped otherwise; each
-   condition escalates once.
+4. **escalation_needed** → **escalate**: on the first check of a data-quality incident, or when the
+   drift or quality condition persists after two retrains in a row did not help (their candidates
+   rejected by the gate, or promoted with the condition still there three checks later), triggers
+   a run of `drift_escalation` (`escalation__<run id>`), which asks a person what to do (roll back,
+   retrain with another window or family, mute, acknowledge) and does it, while the daily checks go
+   on. The conf says its kind and what was seen since when. Skipped otherwise; each condition
+   escalates once, and a kind a person muted does not escalate until the mute ends.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
-from mlops_airflow.notifiers import EscalationNotifier
 from mlops_airflow.operators import DriftCheckOperator
 from mlops_airflow.triggering import TriggerAsOfOperator
 
@@ -123,22 +123,28 @@ def drift_monitoring():
         monitoring.record_retrain(MlflowHook().get_settings(), result["monitoring_run_id"], training_run_id)
         return training_run_id
 
-    @task(on_failure_callback=EscalationNotifier())  # AirflowFailException: no retry, one alert
-    def escalate(result: dict) -> None:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+    @task.short_circuit
+    def escalation_needed(result: dict) -> dict | None:
+        """The escalation for `drift_escalation` (falsy, so skipping the trigger, when there is none)."""
+        if not result["escalation"]:
+            return None
+        keys = ("model", "run_url", "report_url", "monitoring_run_id")
+        return {key: result[key] for key in keys} | {
+            "kind": result["escalation_kind"],
+            "message": result["escalation"],
+        }
 
-        if result["escalation"]:
-            kind = result["escalation_kind"].replace("_", " ")
-            raise AirflowFailException(
-                f"{result['model']} ({kind}): {result['escalation']}. Check: {result['run_url']}"
-            )
-        raise AirflowSkipException(
-            "nothing to escalate: no new data-quality incident, no condition a retrain failed to fix"
-        )
+    TriggerAsOfOperator(
+        task_id="escalate",
+        trigger_dag_id="drift_escalation",
+        trigger_run_id="escalation__{{ run_id }}",
+        run_after="{{ dag_run.run_after }}",
+        conf=escalation_needed(check.output),
+        skip_when_already_exists=True,  # a retry or rerun never asks twice
+    )
 
     predictions_ready() >> check
     retrain_needed(check.output) >> trigger_training >> record_retrain(check.output)
-    escalate(check.output)
 
 
 dag = drift_monitoring()

@@ -25,16 +25,26 @@ Weekly (Monday 03:00 UTC), on demand from the trigger form, or when `drift_monit
    judgement and its report are appended to the candidate's MLflow run and described on its model
    version. Malformed predictions or missing evaluation data fail it without a retry, recorded as
    the decision `error`. Its extra links open the version and the report.
-6. **promote** (the one-slot `promotion` pool): moves `champion` to the candidate, compare-and-set
-   and audited; skipped when the gate rejected the candidate, the skip saying why. Its extra link
-   opens the audit entry.
-7. **first_model_rejected** → **train_fallback**: when there is no champion yet and the gate
+6. **approval_needed** → **approve**: when approval is required (the form's "Approval before
+   production", by default the deployment's `MLOPS_REQUIRE_APPROVAL`: off in the embedded default,
+   on in the production stack's example) and the gate passed the candidate, a person is asked
+   (Airflow's human-in-the-loop `HITLOperator`, answered in the UI's Required Actions or through
+   the REST API) with the gate's report in front of them, and told by the alert channels
+   (`AlertNotifier`). Approve or Reject; no answer within 24 hours rejects (the champion stays; clear
+   `approve` to ask again). Airflow keeps who answered what and when; the promotion's audit entry
+   carries it too. Skipped, asking nobody, otherwise.
+7. **promote** (the one-slot `promotion` pool): moves `champion` to the candidate, compare-and-set
+   and audited; skipped when the gate rejected the candidate or the person did not approve it, the
+   skip saying why (a rejection is also written on the version: `approval.*` tags). After a wait,
+   the compare-and-set still holds: if the champion changed meanwhile, the gate judges the
+   candidate again against the new one before any move. Its extra link opens the audit entry.
+8. **first_model_rejected** → **train_fallback**: when there is no champion yet and the gate
    rejected this run's candidate, a run of the logistic baseline on the same window is triggered
    (`first_model__<run id>`), so that a fresh install gets a first champion without a person in
    a week the gradient boosting fits badly (on the replay's 52 weekly windows of 2013, one: the
    week of 29 April, whose late share went from 27% to 42%; see `bench/first_model.py`). Skipped
    otherwise.
-8. **close_run** (teardown): MLflow runs still open once training is over are marked FAILED: the
+9. **close_run** (teardown): MLflow runs still open once training is over are marked FAILED: the
    parent, if anything after `prepare` failed for good (then nothing was registered), and the
    nested run of a `train` attempt that died with its worker or lost the tracking server (its
    retry trained again in a run of its own).
@@ -49,11 +59,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NoReturn
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
-from include.flights.model import ModelConfig
+from include.flights.model import FAMILIES, ModelConfig
 from mlops_airflow.decorators import task_with_links
 from mlops_airflow.links import FEATURES_PAGE, AuditEntryLink, MlflowRunLink
+from mlops_airflow.notifiers import AlertNotifier
 from mlops_airflow.operators import PromotionGateOperator
 from mlops_airflow.pools import PROMOTION_POOL, TRAINING_POOL, TRAINING_QUEUE
 from mlops_airflow.triggering import TriggerAsOfOperator
@@ -63,9 +75,18 @@ if TYPE_CHECKING:
 
     from include.mlops.lake import Interval
 
-FAMILIES = ["hist_gradient_boosting", "logistic_regression"]
 DEFAULT_MODEL = ModelConfig()  # the form's defaults are the model's own
 FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls back to
+APPROVAL_TIMEOUT = timedelta(hours=24)  # then the default answer, Reject: nothing moves unapproved
+APPROVAL_BODY = """\
+{% set gated = ti.xcom_pull(task_ids='gate') %}\
+The promotion gate passed version {{ gated['candidate_version'] }} of {{ gated['model'] }} \
+({{ gated['outcome'] }}). Approve to make it the champion; Reject to keep the current one.
+
+Model version: {{ gated['model_version_url'] }}
+Gate report: {{ gated['report_url'] }}
+
+{{ gated['report'] }}"""
 
 
 @dag(
@@ -98,7 +119,7 @@ FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls bac
         ),
         "family": Param(
             "hist_gradient_boosting",
-            enum=FAMILIES,
+            enum=list(FAMILIES),
             values_display={
                 "hist_gradient_boosting": "Gradient boosting (histogram)",
                 "logistic_regression": "Logistic regression",
@@ -171,6 +192,14 @@ FALLBACK_FAMILY = "logistic_regression"  # what a rejected first model falls bac
             "Left empty: 'manual' for a run from this form, 'scheduled weekly retraining' for the schedule's.",
             examples=["new features in the feature store", "the champion underperforms on a carrier"],
             section="Why",
+        ),
+        "require_approval": Param(
+            None,
+            type=["null", "boolean"],
+            title="Approval before production",
+            description="A person approves the promotion the gate passed before the champion moves. Empty: the "
+            "deployment's MLOPS_REQUIRE_APPROVAL (off in the embedded default, on in the production stack's example).",
+            section="Promotion",
         ),
         "report_url": Param(
             None,
@@ -295,17 +324,43 @@ def training_pipeline():
 
         return training.close(MlflowHook().get_settings(), run["parent_run_id"])
 
-    @task_with_links(AuditEntryLink(), pool=PROMOTION_POOL)
+    @task.short_circuit(ignore_downstream_trigger_rules=False)  # skips `approve` alone: `promote` still runs
+    def approval_needed(gated: dict, **context: Context) -> bool:
+        from include.mlops.settings import Settings
+
+        if gated["outcome"] == "reject":
+            return False  # nothing to approve: `promote` skips, saying why
+        asked = context["params"].get("require_approval")
+        return Settings.from_env().require_approval if asked is None else asked
+
+    approve = HITLOperator(
+        task_id="approve",
+        subject="Promote version {{ ti.xcom_pull(task_ids='gate')['candidate_version'] }} "
+        "of {{ ti.xcom_pull(task_ids='gate')['model'] }} to production?",
+        body=APPROVAL_BODY,
+        options=["Approve", "Reject"],
+        defaults=["Reject"],
+        response_timeout=APPROVAL_TIMEOUT,
+        notifiers=[AlertNotifier()],
+    )
+
+    @task_with_links(AuditEntryLink(), pool=PROMOTION_POOL, trigger_rule="none_failed")
     def promote(gated: dict, **context: Context) -> dict:
         from include.flights import gating
-        from mlops_airflow.context import airflow_ids, run_day
+        from mlops_airflow.context import airflow_ids, answer_of, run_day
         from mlops_airflow.hooks import MlflowHook
 
         version = gated["candidate_version"]
         if gated["outcome"] == "reject":
             _skip(f"version {version} was rejected by the gate: {'; '.join(gated['reasons'])}")
+        settings = MlflowHook().get_settings()
+        answer = answer_of(context["ti"].xcom_pull(task_ids="approve"))  # None: nobody was asked
+        if answer and answer["answer"] != "Approve":
+            gating.record_approval(settings, gated, answer)
+            _skip(f"version {version} was not approved: {answer['answer']}, by {answer['answered_by']}")
         at = run_day(context)
-        result = gating.promote(MlflowHook().get_settings(), gated, at, context=airflow_ids(context))
+        ids = airflow_ids(context) | {f"airflow.approval_{key}": value for key, value in (answer or {}).items()}
+        result = gating.promote(settings, gated, at, context=ids)
         if not result["promoted"]:
             reasons = "; ".join(result["gate"]["reasons"])
             _skip(f"{result['aborted']}; judged again, version {version} was rejected: {reasons}")
@@ -335,7 +390,7 @@ def training_pipeline():
     registered >> close_run(run).as_teardown(setups=run)
     gate = PromotionGateOperator(task_id="gate", candidate_version="{{ ti.xcom_pull(task_ids='register')['version'] }}")
     registered >> gate
-    promote(gate.output)
+    approval_needed(gate.output) >> approve >> promote(gate.output)
     TriggerAsOfOperator(
         task_id="train_fallback",
         trigger_dag_id="training_pipeline",

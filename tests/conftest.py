@@ -229,6 +229,13 @@ class Api:
         suffix = f"/{map_index}" if map_index >= 0 else ""
         return self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}")
 
+    def answer(self, dag_id: str, run_id: str, task_id: str, chosen: list[str], timeout: float, **form) -> dict:
+        """A person's answer to a human-in-the-loop task, once it waits for one: the response Airflow
+        recorded (who, when, what)."""
+        self.wait_for_task(dag_id, run_id, task_id, {"awaiting_input"}, timeout)
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+        return self.call("PATCH", path, chosen_options=chosen, params_input=form)
+
     def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float, **kw) -> dict:
         """Poll one task instance until it is in one of `states` (a mapped one may not exist yet)."""
         suffix = f"/{kw['map_index']}" if "map_index" in kw else ""

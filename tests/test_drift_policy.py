@@ -115,6 +115,19 @@ def test_a_data_quality_incident_calls_a_person_and_asks_for_no_retrain() -> Non
     assert escalation(RULES, decision, NOW, [sent], []) is None  # the same incident, already sent
 
 
+def test_a_person_who_muted_a_kind_hears_of_no_new_condition_of_that_kind_until_the_mute_ends() -> None:
+    stuck = Finding("temp", "stuck", 0.95, 0.25, "temp: one value repeats (a stuck feed): ...")
+    decision = decide(RULES, observe(("temp",), incidents=(stuck,)), History())
+    earlier = NOW - timedelta(days=5)
+    muted = NOW + timedelta(days=1)
+    answered = PastCheck(earlier, "incident", False, escalated=f"data_quality {earlier.isoformat()}", muted_until=muted)
+    between = PastCheck(NOW - timedelta(days=1), "no_drift", False)  # the earlier incident ended
+    assert escalation(RULES, decision, NOW, [answered, between], []) is None  # a new incident, muted
+    assert escalation(RULES, decision, NOW + timedelta(days=2), [answered, between], []) is not None
+    other_kind = PastCheck(earlier, "hold", True, escalated=f"retrain_did_not_help {earlier}", muted_until=muted)
+    assert escalation(RULES, decision, NOW, [other_kind, between], []) is not None
+
+
 def test_no_new_trigger_while_training_runs_or_during_the_cooldown() -> None:
     drifted = observe(("temp",))
     busy = decide(RULES, drifted, History(training=TrainingRuns(busy=("manual__1",))))

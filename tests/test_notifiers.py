@@ -1,6 +1,6 @@
-"""The escalation notifier on its own: the alert log first, then each configured provider notifier,
-a broken channel never hiding the alert from the others. (The whole path, from a drift check's
-incident through `dag.test()`, is in test_drift_monitoring.py.)"""
+"""The alert notifier on its own: the alert log first, then each configured provider notifier, a
+broken channel never hiding the alert from the others. (The whole path, from a drift check's
+incident to the person asked, through `dag.test()`, is in test_drift_escalation.py.)"""
 
 from __future__ import annotations
 
@@ -10,24 +10,27 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlops_airflow.notifiers import EscalationNotifier
+from mlops_airflow.notifiers import AlertNotifier
 from tests.alert_servers import connections, smtp_server, webhook_server
 
 
 def test_a_channel_that_fails_does_not_stop_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     context = {
-        "ti": SimpleNamespace(dag_id="drift_monitoring", run_id="scheduled__2026-11-23", task_id="escalate"),
-        "exception": RuntimeError("flight_delay (data quality): weather__temp out of range since 2026-11-20"),
+        "ti": SimpleNamespace(dag_id="drift_escalation", run_id="escalation__scheduled__2026-11-23", task_id="act"),
     }
+    notifier = AlertNotifier(
+        subject="[mlops] {{ ti.dag_id }}: no answer",
+        message="flight_delay (data quality): weather__temp out of range since 2026-11-20",
+    )
     with smtp_server() as (smtp_port, inbox), webhook_server() as (webhook_port, posted):
         for name, value in connections(smtp_port, webhook_port).items():
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("MLOPS_STATE_DIR", str(tmp_path))
         monkeypatch.setenv("MLOPS_ALERT_SLACK_CONN_ID", "no_such_connection")
-        EscalationNotifier()(context)
+        notifier(context)
     [alert] = [json.loads(line) for line in (tmp_path / "alerts.log").read_text().splitlines()]
-    assert alert["subject"] == "[mlops] escalation from drift_monitoring" and "weather__temp" in alert["message"]
+    assert alert["subject"] == "[mlops] drift_escalation: no answer" and "weather__temp" in alert["message"]
     [mail] = inbox.messages
     assert "weather__temp out of range" in mail.get_body().get_content()
-    assert "scheduled__2026-11-23" in mail.get_body().get_content()
+    assert "escalation__scheduled__2026-11-23" in mail.get_body().get_content()
     assert posted == []

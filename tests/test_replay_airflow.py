@@ -233,8 +233,7 @@ def test_the_dags_replay_the_same_decisions_as_the_library(library: Replay, airf
             assert scoring["score"] == "success"
         [check] = backfill(api, "drift_monitoring", day + timedelta(hours=1), day + timedelta(hours=1))
         state, tasks = api.finished("drift_monitoring", check, timeout=900)
-        failed = {task for task, task_state in tasks.items() if task_state != "success" and task_state != "skipped"}
-        assert state == "success" or failed == {"escalate"}, tasks  # an escalation fails its task, by design
+        assert state == "success", tasks  # an escalation triggers drift_escalation, which waits for a person
         if tasks["trigger_training"] == "success":
             api.wait("training_pipeline", f"drift__{check}", timeout=1200)
         at = (day + DAY).isoformat()

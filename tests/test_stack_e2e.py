@@ -59,7 +59,7 @@ FEATURE_DAYS = [date(2026, 10, 26) + timedelta(days=n) for n in range(22)]  # 26
 TRAINING_CONF = {"window_start": "2026-10-28", "window_end": "2026-11-17", "max_iter": 30, "reason": "end to end"}
 JUDGED_ON = datetime(2026, 11, 17, tzinfo=UTC)  # the gate's evaluation week is the 7 days before it
 SCORED = [date(2026, 11, 15), date(2026, 11, 16)]
-DAGS = ("feature_pipeline", "training_pipeline", "batch_inference", "drift_monitoring")
+DAGS = ("feature_pipeline", "training_pipeline", "batch_inference", "drift_monitoring", "drift_escalation")
 RETRY_POLICY = """\
 from datetime import timedelta
 
@@ -170,8 +170,15 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
     training = api.trigger(
         "training_pipeline", "e2e__training", midnight(JUDGED_ON.date()), JUDGED_ON.isoformat(), **TRAINING_CONF
     )
-    states = api.wait("training_pipeline", training, timeout=600)
-    assert states["gate"] == "success" and states["promote"] == "success", states
+    # The production profile asks a person before the champion moves: they approve through the REST API.
+    response = api.answer("training_pipeline", training, "approve", ["Approve"], timeout=600)
+    assert response["responded_by"]["name"] == "admin" and response["chosen_options"] == ["Approve"]
+    states = api.wait("training_pipeline", training, timeout=300)
+    assert states["gate"] == "success" and states["approve"] == "success" and states["promote"] == "success", states
+    asked = api.call("GET", f"/dags/training_pipeline/dagRuns/{training}/taskInstances/approve/-1/hitlDetails")
+    assert asked["subject"] == "Promote version 1 of flight_delay to production?"
+    assert "# Promotion gate: flight_delay version 1" in asked["body"]
+    assert asked["responded_by_user"]["name"] == "admin" and asked["chosen_options"] == ["Approve"]
     train = [t for t in api.tasks("training_pipeline", training) if t["task_id"] == "train"]
     assert train and all(t["queue"] == "training" for t in train)
     training_worker = deployed.log("airflow-worker-training")
@@ -185,6 +192,10 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
     champion = client.get_model_version_by_alias("flight_delay", "champion")
     assert champion.version == "1" and champion.tags["gate.decision"] == "first-model"
     assert client.get_run(champion.run_id).data.tags["airflow.run_id"] == training
+    audit = client.get_experiment_by_name("registry_audit").experiment_id
+    [move] = client.search_runs([audit], filter_string="params.action = 'promote'")
+    assert move.data.params["airflow.approval_answered_by"] == "admin"  # who approved, in the promotion's entry
+    assert move.data.params["airflow.approval_answer"] == "Approve"
     trained = time.monotonic()
 
     # The champion scores two days whose features carry a broken feed's shift.
@@ -206,16 +217,25 @@ def test_the_whole_loop_through_the_rest_api(production) -> None:
         window_days=2,
         rules={"policy": {"reference": "training"}},
     )
-    state, states = api.finished("drift_monitoring", check, timeout=300)
-    assert state == "failed", states  # the escalation fails its task: the run is red for a person to see
-    assert states["check"] == "success" and states["escalate"] == "failed", states
+    states = api.wait("drift_monitoring", check, timeout=300)
+    assert states["check"] == "success" and states["escalate"] == "success", states
     assert states["trigger_training"] == "skipped", states
     xcom = f"/dags/drift_monitoring/dagRuns/{check}/taskInstances/check/xcomEntries/return_value"
     result = api.call("GET", xcom)["value"]
     assert result["action"] == "incident" and result["escalation_kind"] == "data_quality", result["reasons"]
     assert ("weather__temp", "out_of_range") in {(f["column"], f["check"]) for f in result["incidents"]}
+    # A person is asked what to do, and mutes data-quality escalations for three days.
+    escalation = f"escalation__{check}"
+    form = {"window_start": None, "window_end": None, "family": "hist_gradient_boosting", "mute_days": 3}
+    response = api.answer("drift_escalation", escalation, "ask", ["Mute"], timeout=300, **form)
+    assert response["responded_by"]["name"] == "admin"
+    states = api.wait("drift_escalation", escalation, timeout=300)
+    assert states["act"] == "success" and states["roll_back"] == "skipped" and states["retrain"] == "skipped", states
     alerts = Settings.from_env(deployed.environment()).alert_log_path.read_text()
-    assert "(data quality)" in alerts and "weather__temp" in alerts
+    assert "(data quality)" in alerts and "weather__temp" in alerts  # the person was called
+    answered = client.get_run(result["monitoring_run_id"]).data.tags
+    assert (answered["drift.answer"], answered["drift.answered_by"]) == ("Mute", "admin"), answered
+    assert answered["drift.muted_until"] > answered["drift.answered_at"]
     print(
         f"\nend to end: start {features_done - production.started:.0f} s including {len(FEATURE_DAYS)} feature days, "
         f"training {trained - features_done:.0f} s, scoring and drift {time.monotonic() - trained:.0f} s"
@@ -253,7 +273,7 @@ def test_mlflow_stopped_during_training_then_restarted(production) -> None:
         "e2e__mlflow_down",
         (JUDGED_ON + timedelta(hours=6)).isoformat(),
         JUDGED_ON.isoformat(),
-        **TRAINING_CONF | {"max_iter": 40, "reason": "MLflow stopped during training"},
+        **TRAINING_CONF | {"max_iter": 40, "reason": "MLflow stopped during training", "require_approval": False},
     )
     api.wait_for_task("training_pipeline", run_id, "train", {"running"}, timeout=300, map_index=0)
     deployed.kill("mlflow")  # at once: a graceful stop waits for open connections

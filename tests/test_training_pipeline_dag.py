@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from include.flights import model
 from include.mlops import registry, tracking
 from include.mlops.settings import Settings
+from tests import hitl
 from tests.conftest import copy_weeks
 
 # A run on Tuesday 17 November: trained on 26 October to 6 November, validated on 7-9 November and
@@ -32,7 +33,10 @@ def dag(airflow_db: Path, weeks: Path):
 
 
 def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
-    run = dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF)
+    """With approval asked for: alice approves the promotion the gate passed."""
+    approving = hitl.answer("training_pipeline", "approve", ["Approve"], user="alice")
+    run = dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=CONF | {"require_approval": True})
+    hitl.finished(approving)
     assert run.state == "success"
     states = [(ti.task_id, ti.map_index, ti.state) for ti in run.get_task_instances()]
     assert sorted(s for s in states if s[0] == "train") == [("train", 0, "success"), ("train", 1, "success")]
@@ -65,6 +69,37 @@ def test_a_run_trains_every_configuration_and_registers_the_best(dag) -> None:
     trail = registry.audit_trail(Settings.from_env(), "flight_delay")
     assert [(m.action, m.from_version, m.to_version, m.status) for m in trail] == [("promote", None, 1, "FINISHED")]
     assert trail[0].context["airflow.run_id"] == run.run_id
+    assert (trail[0].context["airflow.approval_answer"], trail[0].context["airflow.approval_answered_by"]) == (
+        "Approve",
+        "alice",
+    )
+
+
+def test_a_promotion_the_person_rejects_or_leaves_unanswered_does_not_happen(dag, monkeypatch) -> None:
+    """A first model the gate passes, twice (a model of its own name, so no champion yet): bob
+    rejects the first; nobody answers the second, whose timeout takes the default, Reject."""
+    monkeypatch.setenv("MLOPS_MODEL_NAME", "flight_delay_approval")
+    conf = CONF | {"configurations": 1, "require_approval": True}
+    nobody = "nobody: no answer within the timeout, the default applied"
+    answers = {  # each responder starts with its run: both watch the same task
+        "1": (lambda: hitl.answer("training_pipeline", "approve", ["Reject"], user="bob"), "bob"),
+        "2": (lambda: hitl.time_out("training_pipeline", "approve"), nobody),
+    }
+    client = MlflowClient()
+    for version, (respond, who) in answers.items():
+        due = LOGICAL_DATE + timedelta(hours=int(version))
+        responder = respond()
+        run = dag.test(logical_date=due, run_after=due, run_conf=conf)
+        hitl.finished(responder)
+        states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.map_index < 0}
+        assert (states["gate"], states["approve"], states["promote"]) == ("success", "success", "skipped"), states
+        assert states["train_fallback"] == "skipped"  # the gate passed it: no fallback
+        tracking.connect(Settings.from_env())
+        tags = client.get_model_version("flight_delay_approval", version).tags
+        assert tags["gate.decision"] == "first-model"
+        assert (tags["approval.answer"], tags["approval.answered_by"]) == ("Reject", who)
+    assert client.get_registered_model("flight_delay_approval").aliases == {}  # no champion
+    assert registry.audit_trail(Settings.from_env(), "flight_delay_approval") == []
 
 
 def test_a_rejected_candidate_leaves_the_champion_and_rollback_works_from_its_form(dag) -> None:

@@ -258,7 +258,8 @@ def _record(
         "operational": facts.__dict__ if facts else None,
     }
     client.log_text(run_id, json.dumps(record, indent=2, default=str), f"{folder}/decision.json")
-    client.log_text(run_id, report(result, decision), f"{folder}/report.md")
+    written = report(result, decision)
+    client.log_text(run_id, written, f"{folder}/report.md")
     champion = result["champion_version"]
     latest = {
         "gate.decision": str(result["outcome"]),
@@ -275,7 +276,7 @@ def _record(
     }
     for key, value in latest.items():
         client.set_model_version_tag(name, version, key, value)
-    return result
+    return result | {"report": written}  # what a person asked to approve the promotion reads
 
 
 def promote(
@@ -313,6 +314,18 @@ def promote(
             context,  # type: ignore[arg-type]
         )
         return {"promoted": True, "aborted": aborted, "move": move.to_dict(), "gate": regated}
+
+
+def record_approval(settings: Settings, gated: Mapping[str, object], answer: Mapping[str, str]) -> None:
+    """Note on the candidate's version how the person asked to approve its promotion answered, when
+    it was not promoted for it (`approval.answer`, `approval.answered_by`, `approval.answered_at`; an
+    approved promotion carries the same in its audit entry)."""
+    from mlflow import MlflowClient
+
+    tracking.connect(settings)
+    client = MlflowClient()
+    for key, value in answer.items():
+        client.set_model_version_tag(settings.model_name, str(gated["candidate_version"]), f"approval.{key}", value)
 
 
 def report(result: Mapping[str, object], decision: gate.Decision | None) -> str:

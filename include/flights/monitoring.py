@@ -479,6 +479,17 @@ def record_retrain(settings: Settings, monitoring_run_id: str, training_run_id: 
     MlflowClient().set_tag(monitoring_run_id, "drift.retrain_run_id", training_run_id)
 
 
+def record_answer(settings: Settings, monitoring_run_id: str, answer: Mapping[str, str]) -> None:
+    """Note on a check's run how a person answered its escalation (`drift.answer`, `drift.answered_by`,
+    `drift.answered_at`, and for a mute `drift.muted_until`, which the next checks read back)."""
+    from mlflow import MlflowClient
+
+    tracking.connect(settings, EXPERIMENT)
+    client = MlflowClient()
+    for key, value in answer.items():
+        client.set_tag(monitoring_run_id, f"drift.{key}", value)
+
+
 def _history(client: MlflowClient, experiment_id: str, name: str, at: datetime, run_id: str | None) -> list[Run]:
     """The checks of `name` before this one, oldest first: those up to `at`, other than the
     earlier tries of this Airflow run (a retry or a cleared task judges afresh)."""
@@ -502,6 +513,7 @@ def _past(run: Run) -> drift.PastCheck:
         condition=tags.get("drift.condition") == TRUE,
         asked_retrain=bool(tags.get("drift.retrain_run_id")),
         escalated=tags.get("drift.escalated", ""),
+        muted_until=datetime.fromisoformat(tags["drift.muted_until"]) if tags.get("drift.muted_until") else None,
     )
 
 

@@ -245,6 +245,7 @@ class PastCheck:
     condition: bool
     asked_retrain: bool = False  # it triggered a training run
     escalated: str = ""  # the key of the condition it escalated, if it did
+    muted_until: datetime | None = None  # a person answered its escalation: no alert of that kind until then
 
 
 @dataclass(frozen=True)
@@ -432,9 +433,13 @@ def escalation(
     rules: DriftRules, decision: DriftDecision, at: datetime, checks: Sequence[PastCheck], retrains: Sequence[Retrain]
 ) -> Escalation | None:
     """The alert to send, or None: a new data-quality incident, or a condition that retraining did
-    not fix. `checks` are the earlier checks (oldest first), `retrains` the retrains asked for."""
+    not fix, unless a person muted that kind of escalation until after `at` (their answer to an
+    earlier one). `checks` are the earlier checks (oldest first), `retrains` the retrains asked for."""
     sent = {c.escalated for c in checks if c.escalated}
+    muted = {c.escalated.split()[0] for c in checks if c.escalated and c.muted_until and c.muted_until > at}
     if decision.action == "incident":
+        if "data_quality" in muted:
+            return None
         since = incident_since(checks, at)
         key = f"data_quality {since.isoformat()}"
         if key in sent:
@@ -445,6 +450,8 @@ def escalation(
         return None
     since = condition_since(checks, at)
     key = f"retrain_did_not_help {since.isoformat()}"
+    if "retrain_did_not_help" in muted:
+        return None
     recent = [r for r in retrains if r.triggered_at >= since][-rules.escalate_after_retrains :]
     if key in sent or len(recent) < rules.escalate_after_retrains:
         return None

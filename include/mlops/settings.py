@@ -61,6 +61,7 @@ class Settings:
     feast_redis: str | None = None
     alert_log: Path | None = None  # None: alerts.log in the state folder
     alert_email: tuple[str, ...] = ()  # addresses; sent through Airflow's SMTP connection
+    require_approval: bool = False  # a person approves each promotion the gate passed
     alert_slack_conn_id: str | None = None  # an Airflow connection (type slackwebhook) that receives each alert
 
     def __post_init__(self) -> None:
@@ -130,6 +131,12 @@ class Settings:
                 what = "a whole number" if kind is int else "a number"
                 raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
 
+        def flag(name: str) -> bool:
+            raw = (env.get(name) or "false").strip().lower()
+            if raw not in ("true", "false"):
+                raise SettingsError(f"{name} must be true or false, got {env[name]!r}")
+            return raw == "true"
+
         return cls(
             profile=env.get("MLOPS_PROFILE", "embedded"),  # type: ignore[arg-type]
             state_dir=Path(env.get("MLOPS_STATE_DIR") or DEFAULT_STATE_DIR).resolve(),
@@ -147,5 +154,6 @@ class Settings:
             feast_redis=env.get("MLOPS_FEAST_REDIS") or None,
             alert_log=Path(env["MLOPS_ALERT_LOG"]) if env.get("MLOPS_ALERT_LOG") else None,
             alert_email=tuple(a.strip() for a in env.get("MLOPS_ALERT_EMAIL", "").split(",") if a.strip()),
+            require_approval=flag("MLOPS_REQUIRE_APPROVAL"),
             alert_slack_conn_id=env.get("MLOPS_ALERT_SLACK_CONN_ID") or None,
         )

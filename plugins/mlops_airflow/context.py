@@ -74,6 +74,20 @@ def airflow_ids(context: Context) -> dict[str, str]:
     return ids | ({"airflow.triggered_by": user} if user else {})
 
 
+def answer_of(payload: dict | None) -> dict[str, str] | None:
+    """A human-in-the-loop task's answer (its XCom), for audit entries and tags: the options chosen,
+    who chose them and when. A timeout that took the task's default is answered by nobody. None
+    when the task did not ask (it was skipped)."""
+    if not payload:
+        return None
+    who = payload.get("responded_by_user")
+    return {
+        "answer": ", ".join(payload["chosen_options"]),
+        "answered_by": who["name"] if who else "nobody: no answer within the timeout, the default applied",
+        "answered_at": str(payload["responded_at"]),
+    }
+
+
 def run_time(context: Context) -> datetime:
     """When the run was due: the end of its data interval when scheduled or backfilled, the moment
     of the trigger when manual. Labels known by then are the ones a run may use."""
