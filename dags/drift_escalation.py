@@ -54,11 +54,11 @@ FORM = {  # what the person may fill in beside their answer
 QUESTION = """\
 {{ dag_run.conf['model'] }} ({{ dag_run.conf['kind'] | replace('_', ' ') }}): {{ dag_run.conf['message'] }}
 
-The check: {{ dag_run.conf['run_url'] }}
-{% if dag_run.conf['report_url'] %}Its drift report: {{ dag_run.conf['report_url'] }}
+- The check: {{ dag_run.conf['run_url'] }}
+{% if dag_run.conf['report_url'] %}- Its drift report: {{ dag_run.conf['report_url'] }}
 {% endif %}
-What now? Roll back to the previous champion; Retrain with the window and family below (empty: the \
-pipeline's defaults); Mute escalations of this kind for the days below; or Acknowledge, which \
+**What now?** Roll back to the previous champion; Retrain with the window and family below (empty: \
+the pipeline's defaults); Mute escalations of this kind for the days below; or Acknowledge, which \
 changes nothing. No answer within 24 hours acknowledges."""
 
 

@@ -83,8 +83,8 @@ APPROVAL_BODY = """\
 The promotion gate passed version {{ gated['candidate_version'] }} of {{ gated['model'] }} \
 ({{ gated['outcome'] }}). Approve to make it the champion; Reject to keep the current one.
 
-Model version: {{ gated['model_version_url'] }}
-Gate report: {{ gated['report_url'] }}
+- Model version: {{ gated['model_version_url'] }}
+- Gate report: {{ gated['report_url'] }}
 
 {{ gated['report'] }}"""
 
