@@ -37,7 +37,7 @@ def _waiting(dag_id: str, task_id: str, session):
     )
 
 
-def _when_asked(dag_id: str, task_id: str, act: Callable, max_wait: float = 300) -> threading.Thread:
+def _when_asked(dag_id: str, task_id: str, act: Callable, max_wait: float = 900) -> threading.Thread:
     """Run `act(task_instance, session)` in a thread once the task waits for input.
 
     What the thread uses is imported, and the ORM configured, here first: a thread importing Airflow's
