@@ -483,11 +483,10 @@ def record_answer(settings: Settings, monitoring_run_id: str, answer: Mapping[st
     """Note on a check's run how a person answered its escalation (`drift.answer`, `drift.answered_by`,
     `drift.answered_at`, and for a mute `drift.muted_until`, which the next checks read back)."""
     from mlflow import MlflowClient
+    from mlflow.entities import RunTag
 
     tracking.connect(settings, EXPERIMENT)
-    client = MlflowClient()
-    for key, value in answer.items():
-        client.set_tag(monitoring_run_id, f"drift.{key}", value)
+    MlflowClient().log_batch(monitoring_run_id, tags=[RunTag(f"drift.{key}", value) for key, value in answer.items()])
 
 
 def _history(client: MlflowClient, experiment_id: str, name: str, at: datetime, run_id: str | None) -> list[Run]:
