@@ -6,7 +6,7 @@ Setup (not timed, in a fresh process on a temporary state folder): the features 
 
 1. **The hourly cycle**, for six busy hours of 4 March 2013 (10:00-16:00 UTC), each task of
    `feature_pipeline` (ingest, validate, build_features, apply_definitions, materialize) and of
-   `batch_inference` (features_ready, score) in its own process, forked from a process that holds
+   `batch_inference` (score) in its own process, forked from a process that holds
    what this project's LocalExecutor and Celery workers hold (the Airflow SDK's task supervisor
    and runner, and the libraries `mlops_airflow.preload` imports), as Airflow 3's supervisor forks
    a task on Linux. The child parses the task's DAG file, then does the task's work with whatever
@@ -51,7 +51,6 @@ TASKS = {
     "build_features": ("feature_pipeline", "pipeline.build_features(settings, hour)"),
     "apply_definitions": ("feature_pipeline", "pipeline.apply_definitions(settings)"),
     "materialize": ("feature_pipeline", "pipeline.materialize(settings, hour)"),
-    "features_ready": ("batch_inference", "assert not pipeline.days_without_features_to_predict(settings, hour)"),
     "score": ("batch_inference", "inference.score(settings, hour)"),
 }
 HEAVY = ("pandas", "feast", "mlflow", "sklearn", "evidently")  # what a bare worker has not imported
@@ -147,7 +146,7 @@ def scoring_route(state_dir: str) -> Result:
     from include.flights import features, inference, model, pipeline
     from include.flights.source import default_source
     from include.mlops import tracking
-    from include.mlops.feature_store import feature_service_name, load_store
+    from include.mlops.feature_store import load_store, model_feature_service
     from include.mlops.settings import Settings
 
     settings = Settings(state_dir=Path(state_dir))
@@ -166,7 +165,7 @@ def scoring_route(state_dir: str) -> Result:
     version, artifact, _ = inference.champion(settings)
     loaded, inputs, _ = tracking.load_model(artifact)
     store = load_store(settings)
-    service = store.get_feature_service(feature_service_name(settings.model_name, version))
+    service = model_feature_service(store, settings.tracking_uri, settings.model_name, version)
     requests = pipeline.request_features(flights, settings).reset_index(drop=True)
     rows = requests[pipeline.ENTITY_KEYS].astype(object).where(requests[pipeline.ENTITY_KEYS].notna(), "unknown")
     floor = []

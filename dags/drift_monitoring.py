@@ -1,11 +1,14 @@
 """
 # Drift monitoring
 
-Daily. Watches what the champion sees in production, asks for a retrain when the world moved,
-and calls a person when retraining did not help.
+Daily, once a day's predictions are in: runs when `batch_inference` has scored all 24 hours of a
+UTC day (the day's partition of `flight_delay_predictions`), and checks the window that ends with
+that day. Watches what the champion sees in production, asks for a retrain when the world moved,
+and calls a person when retraining did not help. A day with an hour that was never scored is not
+checked until that hour's run succeeds (clear it) or a person triggers the check; the deadline
+alert of `batch_inference` tells people when an hour is late.
 
-1. **predictions_ready**: a sensor that waits (rescheduling itself) until `batch_inference` has
-   scored the last day of the window; skips when there is no champion to monitor.
+1. **champion_serving**: skips the check while there is no champion to monitor.
 2. **check** (`DriftCheckOperator`): the last `window_days` of the predictions log against a
    reference the champion has seen in production (by default the 28 days before the window):
    data-quality checks of every input (a feed gone silent, a stuck sensor, a unit change, new or
@@ -23,7 +26,7 @@ and calls a person when retraining did not help.
 3. **retrain_needed** → **trigger_training** → **record_retrain**: only on `retrain` (otherwise
    they are skipped, which is not a failure). Triggers `training_pipeline` with the conf
    `{reason, report_url, drifted_features, not_judged}`, due at the check's own time (so a check
-   backfilled or cleared for an earlier day retrains on that day's window), and notes the triggered
+   run late or cleared for an earlier day retrains as of then), and notes the triggered
    run on the check's MLflow run, which is how the next checks know a retrain is under way.
 4. **escalation_needed** → **escalate**: on the first check of a data-quality incident, or when the
    drift or quality condition persists after two retrains in a row did not help (their candidates
@@ -39,8 +42,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
+from airflow.sdk import Param, PartitionedAssetTimetable, dag, task
 
+from mlops_airflow.assets import EACH_DAY, PREDICTIONS
 from mlops_airflow.operators import DriftCheckOperator
 from mlops_airflow.triggering import TriggerAsOfOperator
 
@@ -49,9 +53,8 @@ if TYPE_CHECKING:
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
+    schedule=PartitionedAssetTimetable(assets=PREDICTIONS, default_partition_mapper=EACH_DAY),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
     max_active_runs=1,
     tags=["mlops", "monitoring", "evidently"],
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
@@ -77,29 +80,21 @@ if TYPE_CHECKING:
     },
 )
 def drift_monitoring():
-    @task.sensor(poke_interval=timedelta(minutes=5), timeout=timedelta(hours=12), mode="reschedule")
-    def predictions_ready(**context: Context) -> PokeReturnValue:
-        import logging
-
+    @task
+    def champion_serving() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.flights import inference
-        from include.mlops.lake import Interval
-        from mlops_airflow.context import run_day
         from mlops_airflow.hooks import MlflowHook
 
-        settings = MlflowHook().get_settings()
         try:
-            inference.champion(settings)
+            inference.champion(MlflowHook().get_settings())
         except inference.NoChampionError as error:
             raise AirflowSkipException(str(error)) from None
-        end = run_day(context)
-        missing = inference.unscored_days(settings, Interval(end - timedelta(days=1), end))
-        if missing:
-            logging.getLogger(__name__).info("Waiting for batch_inference to score %s", ", ".join(missing))
-        return PokeReturnValue(is_done=not missing)
 
-    check = DriftCheckOperator(task_id="check", window_days="{{ params.window_days }}", rules="{{ params.rules }}")
+    check = DriftCheckOperator(
+        task_id="check", inlets=[PREDICTIONS], window_days="{{ params.window_days }}", rules="{{ params.rules }}"
+    )
 
     @task.short_circuit
     def retrain_needed(result: dict) -> bool:
@@ -143,7 +138,7 @@ def drift_monitoring():
         skip_when_already_exists=True,  # a retry or rerun never asks twice
     )
 
-    predictions_ready() >> check
+    champion_serving() >> check
     retrain_needed(check.output) >> trigger_training >> record_retrain(check.output)
 
 

@@ -20,7 +20,10 @@ hour by `batch_inference`.
    fingerprint matches the one applied, the task does not even import Feast).
 5. **materialize**: push the latest row of each key into the online store through the views'
    push sources (skipped for a view whose later hours are already built: a re-run never puts the
-   past over the present), and update the `flight_features` asset.
+   past over the present), and update the `flight_features` asset. A run of one hour as it
+   happened (scheduled, or triggered for its own hour) adds that hour's partition, on which
+   `batch_inference` predicts; a longer manual interval or a backfill builds history and adds
+   none, so no predictions of the past follow from it.
 
 Every task is idempotent on its data interval: re-running an hour replaces that hour's output.
 A manual run may set `interval_start` and `interval_end` to process days at once (history, say);
@@ -57,24 +60,33 @@ def feature_pipeline():
     def ingest(**context: Context) -> list[dict[str, str]]:
         from include.flights import pipeline
         from include.mlops.settings import Settings
+        from mlops_airflow import lineage
         from mlops_airflow.context import data_interval
 
-        return [b.to_dict() for b in pipeline.ingest(Settings.from_env(), data_interval(context))]
+        settings = Settings.from_env()
+        lineage.lake(settings, writes=["raw"])
+        return [b.to_dict() for b in pipeline.ingest(settings, data_interval(context))]
 
     @task
     def validate(batches: list[dict[str, str]]) -> list[dict[str, object]]:
         from include.flights import pipeline
         from include.mlops.settings import Settings
+        from mlops_airflow import lineage
 
-        return pipeline.validate_batches(Settings.from_env(), [pipeline.Batch(**b) for b in batches])
+        settings = Settings.from_env()
+        lineage.lake(settings, reads=["raw"], writes=["clean", "quarantine"])
+        return pipeline.validate_batches(settings, [pipeline.Batch(**b) for b in batches])
 
     @task
     def build_features(**context: Context) -> dict[str, int]:
         from include.flights import pipeline
         from include.mlops.settings import Settings
+        from mlops_airflow import lineage
         from mlops_airflow.context import data_interval
 
-        return pipeline.build_features(Settings.from_env(), data_interval(context))
+        settings = Settings.from_env()
+        lineage.lake(settings, reads=["clean"], writes=["features"])
+        return pipeline.build_features(settings, data_interval(context))
 
     @task
     def apply_definitions() -> list[str]:
@@ -87,9 +99,16 @@ def feature_pipeline():
     def materialize(**context: Context) -> dict[str, object]:
         from include.flights import pipeline
         from include.mlops.settings import Settings
+        from mlops_airflow import lineage
+        from mlops_airflow.assets import hour_partition
         from mlops_airflow.context import data_interval
 
-        return pipeline.materialize(Settings.from_env(), data_interval(context))
+        settings, interval = Settings.from_env(), data_interval(context)
+        lineage.lake(settings, reads=["features"])
+        done = pipeline.materialize(settings, interval)
+        if key := hour_partition(context, interval):
+            context["outlet_events"][FLIGHT_FEATURES].add_partitions(key)
+        return done
 
     validated = validate(ingest())
     validated >> build_features() >> apply_definitions() >> materialize()

@@ -63,6 +63,7 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
 from include.flights.model import FAMILIES, ModelConfig
+from mlops_airflow.assets import FLIGHT_FEATURES
 from mlops_airflow.decorators import task_with_links
 from mlops_airflow.links import FEATURES_PAGE, AuditEntryLink, MlflowRunLink
 from mlops_airflow.notifiers import AlertNotifier
@@ -244,7 +245,7 @@ def training_pipeline():
             )
         return PokeReturnValue(is_done=not missing)
 
-    @task_with_links(MlflowRunLink())
+    @task_with_links(MlflowRunLink(), inlets=[FLIGHT_FEATURES])
     def prepare(**context: Context) -> dict:
         from dataclasses import asdict
 
@@ -252,11 +253,13 @@ def training_pipeline():
 
         from include.flights import training
         from include.mlops import tracking
+        from mlops_airflow import lineage
         from mlops_airflow.context import airflow_ids
         from mlops_airflow.hooks import MlflowHook
 
         params = context["params"]
         settings = MlflowHook().get_settings()
+        lineage.lake(settings, reads=["features", "clean"])  # the training set's features and labels
         window = _window(context)
         tags = training.run_tags(window, _reason(context), airflow_ids(context))
         if params.get("report_url"):

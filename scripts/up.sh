@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 bin=.venv/bin
 export PATH="$PWD/$bin:$PATH"  # standalone starts its components as `airflow ...`
 mkdir -p "$AIRFLOW_HOME" "$MLOPS_STATE_DIR"
+# OpenLineage events of every run and task (the provider's listener), one JSON line each, in the state folder.
+lineage='{"type": "file", "log_file_path": "'"$MLOPS_STATE_DIR"'/openlineage.jsonl", "append": true}'
+export AIRFLOW__OPENLINEAGE__TRANSPORT="${AIRFLOW__OPENLINEAGE__TRANSPORT:-$lineage}"
+export AIRFLOW__OPENLINEAGE__NAMESPACE="${AIRFLOW__OPENLINEAGE__NAMESPACE:-mlops}"
 
 # Standalone generates the admin password on first start and keeps it here.
 passwords="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
@@ -92,8 +96,8 @@ MLflow UI:    $mlflow_url/#/experiments/$experiment?workflowType=machine_learnin
 Now replays:  $replays   (MLOPS_REPLAY_WEEKS_AHEAD=${MLOPS_REPLAY_WEEKS_AHEAD:-0} weeks ahead; 0 to 51 picks the season)
 DAGs are unpaused: feature_pipeline runs hourly on the replay of the 2013 New York flights, after
 one run that builds the last 65 days (a minute or two); training_pipeline runs weekly, or now from
-its trigger form; once a model is champion, batch_inference predicts each hour the flights leaving
-2 to 3 hours later.
+its trigger form; once a model is champion, batch_inference predicts, on each hour's features, the
+flights leaving 2 to 3 hours later, and drift_monitoring checks each day once its 24 hours are in.
 Press Ctrl-C to stop.
 INFO
 wait "$airflow_pid"

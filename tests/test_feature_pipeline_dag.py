@@ -16,6 +16,7 @@ from include.mlops.lake import Lake
 from include.mlops.settings import Settings
 from tests.conftest import interval_conf
 from tests.online import serve
+from tests.scheduler import make_partition_runs, unpause
 
 # 2026-11-25 replays 2013-12-11; the hour after it is 00:00-01:00 on the 26th.
 DAY = (datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC))
@@ -29,6 +30,7 @@ def runs(airflow_db: Path):
 
     conf = interval_conf(DAY[0].isoformat(), DAY[1].isoformat())
     day = DagBag().get_dag("feature_pipeline").test(logical_date=DAY[1], run_conf=conf)
+    unpause("batch_inference")  # the DAG its hour's partition schedules (the day's run gave it its row)
     # As scheduled: its data interval is the hour that ends there. (A DAG object keeps the params
     # of its last `dag.test`, so this run gets its own.)
     hour = DagBag().get_dag("feature_pipeline").test(logical_date=HOUR[1])
@@ -70,15 +72,28 @@ def test_online_store_serves_the_hour_just_built(runs, source: Nycflights13Sourc
     assert online.loc[known_planes, "aircraft__seats"].notna().all()
 
 
-def test_each_run_updates_the_flight_features_asset(runs) -> None:
+def test_each_run_updates_the_flight_features_asset_and_the_hour_makes_its_predictions_run(runs) -> None:
+    """Both runs update `flight_features`; only the hour's run adds a partition (its hour), and
+    the scheduler makes one `batch_inference` run of it, whose data interval is that hour."""
     from airflow.models.asset import AssetEvent
+    from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
+    day, hour = runs
     with create_session() as session:
-        for run in runs:
+        for run, partition in ((day, None), (hour, "2026-11-26T00:00:00")):
             events = (
                 session.query(AssetEvent)
                 .filter(AssetEvent.source_dag_id == "feature_pipeline", AssetEvent.source_run_id == run.run_id)
                 .all()
             )
-            assert [(e.asset.name, e.source_task_id) for e in events] == [("flight_features", "materialize")]
+            assert [(e.asset.name, e.source_task_id, e.partition_key) for e in events] == [
+                ("flight_features", "materialize", partition)
+            ]
+    [(dag_id, run_id)] = make_partition_runs()
+    with create_session() as session:
+        made = session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id).one()
+        assert (dag_id, made.run_type) == ("batch_inference", "asset_triggered")
+        assert made.partition_key == "2026-11-26T00:00:00"
+        assert made.partition_date == HOUR[0] and made.state == "queued"
+        made.state = "failed"  # not run here (no champion): the drift tests run one end to end

@@ -10,6 +10,7 @@ business; here only whether it happens (the timeouts are generous, for a busy ma
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -65,6 +66,52 @@ def test_make_up_gets_a_champion_with_no_manual_step_and_the_weekly_run_trains_o
     assert states["features_ready"][0] == "success"  # a sensor that waited may show a later try number
     for task_id in ("prepare", "train", "register", "gate", "promote"):  # nothing failed and was retried
         assert states[task_id] == ("success", 1), task_id
+
+
+def test_the_scheduled_hour_of_features_makes_the_scheduler_run_batch_inference_on_it(fresh, api: httpx.Client) -> None:
+    """`batch_inference` has no schedule of its own: the scheduler runs it on each hour partition
+    of `flight_features`, which the scheduled runs of `feature_pipeline` add (the manual history
+    run adds none)."""
+    runs = api.get("/dags/feature_pipeline/dagRuns").raise_for_status().json()["dag_runs"]
+    hours = {run["data_interval_start"][:19] for run in runs if run["run_type"] == "scheduled"}
+    assert hours, runs
+    first = min(hours)  # the hour's start is its partition key
+    deadline = time.monotonic() + 10 * 60
+    while not (made := _runs(api, "batch_inference", first)) and time.monotonic() < deadline:
+        time.sleep(5)
+    [run] = made
+    assert run["run_type"] == "asset_triggered"
+    assert finished(api, "batch_inference", run["dag_run_id"])["state"] == "success"
+    # One run per scheduled hour, and none from the manual run that built the history.
+    assert {run["partition_key"] for run in _runs(api, "batch_inference")} <= hours
+
+
+def test_the_tasks_send_openlineage_events_with_what_they_read_and_wrote(fresh, api: httpx.Client) -> None:
+    """`make up` configures the OpenLineage provider's file transport (`openlineage.jsonl` in the
+    state folder): each task's events name the zones of the lake it read and wrote."""
+    runs = api.get("/dags/feature_pipeline/dagRuns").raise_for_status().json()["dag_runs"]
+    assert all(finished(api, "feature_pipeline", run["dag_run_id"])["state"] == "success" for run in runs)
+    events = [json.loads(line) for line in (fresh.state / "openlineage.jsonl").read_text().splitlines()]
+    done = {
+        event["job"]["name"]: event
+        for event in events
+        if event["eventType"] == "COMPLETE" and event["job"]["namespace"] == "mlops"
+    }
+    lake = fresh.state / "lake"
+
+    def names(event: dict, side: str) -> set[str]:
+        return {f"{d['namespace']}:{d['name']}" for d in event[side]}
+
+    assert names(done["feature_pipeline.validate"], "inputs") == {f"file:{lake}/raw"}
+    assert names(done["feature_pipeline.validate"], "outputs") == {f"file:{lake}/clean", f"file:{lake}/quarantine"}
+    assert names(done["feature_pipeline.build_features"], "outputs") == {f"file:{lake}/features"}
+    assert names(done["training_pipeline.prepare"], "inputs") == {f"file:{lake}/features", f"file:{lake}/clean"}
+    assert "feature_pipeline" in done  # the runs' own events, from the scheduler
+
+
+def _runs(api: httpx.Client, dag_id: str, partition_key: str | None = None) -> list[dict]:
+    runs = api.get(f"/dags/{dag_id}/dagRuns").raise_for_status().json()["dag_runs"]
+    return [run for run in runs if partition_key in (None, run["partition_key"])]
 
 
 def test_the_scheduler_starts_its_workers_with_the_task_libraries_imported(fresh) -> None:

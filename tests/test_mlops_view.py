@@ -300,7 +300,7 @@ def test_the_scoring_route_answers_one_flight_with_the_online_features(loop, api
 
     from include.flights import features, model
     from include.mlops import tracking
-    from include.mlops.feature_store import feature_service_name, historical_features, load_store
+    from include.mlops.feature_store import historical_features, load_store, model_feature_service
 
     settings = loop.settings
     pipeline.materialize(settings, pipeline.feature_days(settings, WEEKS))  # the weeks' latest rows, online
@@ -318,7 +318,7 @@ def test_the_scoring_route_answers_one_flight_with_the_online_features(loop, api
 
     # What it was given is what the offline store's point-in-time join gives at the same instant.
     store = load_store(settings)
-    service = store.get_feature_service(feature_service_name(settings.model_name, version))
+    service = model_feature_service(store, settings.tracking_uri, settings.model_name, version)
     request = pipeline.request_features(flights.iloc[[0]], settings).assign(event_timestamp=pd.Timestamp(at))
     _, inputs, _ = tracking.load_model(artifact)
     offline = model.model_input(features.request_time_features(historical_features(store, request, service)), inputs)

@@ -306,7 +306,7 @@ def test_the_gate_refuses_to_judge_without_evaluation_data(lab: Lab) -> None:
     with pytest.raises(gating.GateError, match="no_data has no version 9"):
         gating.evaluate_candidate(settings, 9, AT)
     unserved = tracking.register(lab.models["medium"], "no_data")  # registered without its feature service
-    with pytest.raises(gating.GateError, match=f"version {unserved} of no_data has no feature service no_data_v2"):
+    with pytest.raises(gating.GateError, match=f"version {unserved} of no_data: Could not determine feature service"):
         gating.evaluate_candidate(settings, unserved, AT)
 
 

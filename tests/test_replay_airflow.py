@@ -19,8 +19,9 @@ maps onto 1-14 July 2013:
    online store, the flights whose prediction time is the hour's end;
 5. each later day D in two manual runs (its features, then its predictions, from the offline
    store), as a catch-up does;
-6. after each day, a backfill of `drift_monitoring` for its run at D 01:00 (the check as of D+1
-   00:00); when that check triggers `training_pipeline`, the training run, gate and promotion
+6. after each day, a manual run of `drift_monitoring` due at D+1 01:00 (the check as of D+1
+   00:00; the scheduler, which makes no runs here, would make it once the day's 24 hours of
+   predictions are in); when that check triggers `training_pipeline`, the training run, gate and promotion
    finish before the next day, as they do in the library replay.
 
 The library replay runs on the same dates (the clock maps them onto 2013 the same way), in its
@@ -91,7 +92,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
     env = {
         "AIRFLOW_HOME": str(home),
         "MLOPS_STATE_DIR": str(settings.state_dir),
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the backfills and triggered runs
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the triggered runs, none on assets
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     }
     home.mkdir()
@@ -108,46 +109,6 @@ def airflow(tmp_path_factory: pytest.TempPathFactory):
                 assert time.monotonic() < deadline, f"{dag_id} was not parsed; see {home / 'standalone.log'}"
                 time.sleep(2)
         yield SimpleNamespace(api=api, settings=settings)
-
-
-def backfill(api: Api, dag_id: str, first: datetime, last: datetime, max_active_runs: int = 1) -> list[str]:
-    """Backfill the runs whose logical dates lie in [first, last]; their run ids, oldest first.
-
-    A DAG has one backfill at a time, and the scheduler marks one complete within 30 s of its last
-    run: a day's backfill waits for the day before's to be marked."""
-    deadline = time.monotonic() + 120
-    while any(b["completed_at"] is None for b in api.call("GET", f"/backfills?dag_id={dag_id}")["backfills"]):
-        assert time.monotonic() < deadline, f"the last backfill of {dag_id} was not marked complete"
-        time.sleep(1)
-    body = {
-        "dag_id": dag_id,
-        "from_date": first.isoformat(),
-        "to_date": last.isoformat(),
-        "max_active_runs": max_active_runs,
-        "reprocess_behavior": "none",
-    }
-    # On SQLite the API refuses a backfill while the scheduler holds the database lock: 503
-    # "Database is locked", or 500 "Database error" when the lock outlasts the API's wait (nothing
-    # is committed either way). Asked again a few seconds later, as a person would.
-    for _ in range(10):
-        response = api.client.request("POST", "/api/v2/backfills", json=body)
-        if response.status_code not in (500, 503) or "Database" not in response.text:
-            break
-        time.sleep(3)
-    assert response.is_success, f"POST /backfills: {response.status_code} {response.text}"
-    created = response.json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        runs = api.call("GET", f"/dags/{dag_id}/dagRuns?run_type=backfill&limit=1000")["dag_runs"]
-        ours = sorted(
-            (r["logical_date"], r["dag_run_id"])
-            for r in runs
-            if first <= datetime.fromisoformat(r["logical_date"]) <= last
-        )
-        if ours:
-            return [run_id for _, run_id in ours]
-        time.sleep(1)
-    pytest.fail(f"backfill {created['id']} of {dag_id} created no run from {first} to {last}")
 
 
 def airflow_decisions(settings: Settings) -> dict[str, object]:
@@ -186,10 +147,16 @@ def library_decisions(replay: Replay) -> dict[str, object]:
     }
 
 
-def trigger(api: Api, dag_id: str, run_id: str, logical_date: datetime, **conf: object) -> str:
+def trigger(
+    api: Api, dag_id: str, run_id: str, logical_date: datetime | None, run_after: datetime | None = None, **conf: object
+) -> str:
     """A run of `dag_id` with that logical date (an hourly DAG's data interval is the hour ending
-    there), asked again while SQLite is locked by the scheduler (see `backfill`)."""
-    body = {"dag_run_id": run_id, "logical_date": logical_date.isoformat(), "conf": conf}
+    there) or due at `run_after`. On SQLite the API refuses a run while the scheduler holds the
+    database lock: 503 "Database is locked", or 500 "Database error" when the lock outlasts the
+    API's wait (nothing is committed either way); it is asked again a few seconds later, as a
+    person would."""
+    body = {"dag_run_id": run_id, "logical_date": logical_date and logical_date.isoformat(), "conf": conf}
+    body |= {"run_after": run_after.isoformat()} if run_after else {}
     for _ in range(10):
         response = api.client.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         if response.status_code not in (500, 503) or "Database" not in response.text:
@@ -231,7 +198,7 @@ def test_the_dags_replay_the_same_decisions_as_the_library(library: Replay, airf
             api.wait("feature_pipeline", trigger(api, "feature_pipeline", run_id, day + DAY, **conf), timeout=1800)
             scoring = api.wait("batch_inference", trigger(api, "batch_inference", run_id, day + DAY, **conf), 900)
             assert scoring["score"] == "success"
-        [check] = backfill(api, "drift_monitoring", day + timedelta(hours=1), day + timedelta(hours=1))
+        check = trigger(api, "drift_monitoring", f"replay__check_{day:%Y%m%d}", None, day + DAY + HOUR)
         state, tasks = api.finished("drift_monitoring", check, timeout=900)
         assert state == "success", tasks  # an escalation triggers drift_escalation, which waits for a person
         if tasks["trigger_training"] == "success":

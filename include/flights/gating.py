@@ -375,16 +375,14 @@ def _scorer(settings: Settings, name: str, version: int, source: str, role: str)
 
 def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) -> list[str]:
     """The model's inputs that neither its feature service nor the request itself provides."""
-    from feast.errors import FeatureServiceNotFoundException
+    from feast.mlflow_integration.model_resolver import FeastMlflowModelResolutionError
 
-    from include.mlops.feature_store import feature_service_name, load_store
+    from include.mlops.feature_store import load_store, model_feature_service
 
     try:
-        service = load_store(settings).get_feature_service(feature_service_name(name, version))
-    except FeatureServiceNotFoundException:
-        raise GateError(
-            f"version {version} of {name} has no feature service {feature_service_name(name, version)}"
-        ) from None
+        service = model_feature_service(load_store(settings), settings.tracking_uri, name, version)
+    except FeastMlflowModelResolutionError as error:
+        raise GateError(f"version {version} of {name}: {error}") from None
     served = {f"{p.name_to_use()}__{f.name}" for p in service.feature_view_projections for f in p.features}
     served |= {derived for derived, needs in features.REQUEST_TIME.items() if needs in served}
     request = set(pipeline.REQUEST_COLUMNS)

@@ -79,9 +79,9 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
     interval's partition of the predictions log."""
     from include.mlops.feature_store import (
         disagreeing,
-        feature_service_name,
         historical_features,
         load_store,
+        model_feature_service,
         online_features,
         view_ttls,
     )
@@ -110,7 +110,7 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
         frame = requests.reindex(columns=list(dict.fromkeys([*requests.columns, *inputs])))
     else:
         store = load_store(settings)
-        service = store.get_feature_service(feature_service_name(settings.model_name, version))
+        service = model_feature_service(store, settings.tracking_uri, settings.model_name, version)
         frame = historical_features(store, requests, service)
         if live:  # served online, and checked value for value against the offline store
             served = online_features(store, requests, service, pipeline.ENTITY_KEYS, view_ttls(store, service))
@@ -192,12 +192,6 @@ def with_labels(settings: Settings, scored: pd.DataFrame, known_by: datetime) ->
     return scored.merge(labels, on="flight_id", how="inner")
 
 
-def unscored_days(settings: Settings, window: Interval) -> list[str]:
-    """The UTC days of `window` that the predictions log does not cover."""
-    missing = Lake(settings.lake_dir).missing_days(PREDICTIONS, settings.model_name, window)
-    return [day.start.date().isoformat() for day in missing]
-
-
 class FlightNotFoundError(LookupError):
     """No flight with that identity is scheduled."""
 
@@ -224,14 +218,14 @@ class FlightScorer:
         """The version's model, inputs, feature service and its views' TTLs, loaded once per version."""
         from threadpoolctl import ThreadpoolController
 
-        from include.mlops.feature_store import feature_service_name, load_store, view_ttls
+        from include.mlops.feature_store import load_store, model_feature_service, view_ttls
 
         if self._champion is None or self._champion[0] != version:
             loaded, inputs, _ = tracking.load_model(artifact)
             self._store = self._store or load_store(self.settings)
             # Read from the registry itself, not its cache (the version's feature service may be new);
             # the fresh read becomes the cache the online reads use.
-            service = self._store.get_feature_service(feature_service_name(self.settings.model_name, version))
+            service = model_feature_service(self._store, self.settings.tracking_uri, self.settings.model_name, version)
             self._champion = (version, loaded, inputs, service, view_ttls(self._store, service))
             self._threads = self._threads or ThreadpoolController()
         return self._champion[1:]

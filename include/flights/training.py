@@ -286,7 +286,11 @@ def best(candidates: list[dict[str, object]], metric: str = "roc_auc") -> dict[s
 
 def register_version(settings: Settings, model_uri: str) -> tuple[int, str]:
     """Register a logged model as the next version of the settings' model, with the Feast feature
-    service `<model>_v<version>` that serves its features; return the version and the service."""
+    service `<model>_v<version>` that serves its features, named on the version by the tag
+    `feast.feature_service` (what Feast's MLflow integration resolves); return the version and the
+    service."""
+    from mlflow import MlflowClient
+
     from include.feature_repo import definitions
     from include.mlops.feature_store import register_feature_service
 
@@ -300,6 +304,7 @@ def register_version(settings: Settings, model_uri: str) -> tuple[int, str]:
         [store.get_feature_view(view.name) for view in definitions.FEATURE_VIEWS],
         description=f"features of {settings.model_name} version {version}",
     )
+    MlflowClient().set_model_version_tag(settings.model_name, str(version), "feast.feature_service", service.name)
     return version, service.name
 
 
@@ -312,7 +317,6 @@ def register_best(settings: Settings, candidates: list[dict[str, object]], paren
     client = MlflowClient()
     for run_id in (str(chosen["run_id"]), parent_run_id):
         client.set_tag(run_id, "feast.feature_service", service)
-    client.set_model_version_tag(settings.model_name, str(version), "feast.feature_service", service)
     client.set_model_version_tag(settings.model_name, str(version), "parent_run_id", parent_run_id)
     client.log_metric(parent_run_id, "best_roc_auc", chosen["metrics"]["roc_auc"])  # type: ignore[index]
     log.info("Registered %s version %s from run %s", settings.model_name, version, chosen["run_id"])

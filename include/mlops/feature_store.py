@@ -201,6 +201,26 @@ def feature_service_name(model: str, version: int | str) -> str:
     return f"{model}_v{version}"
 
 
+def model_feature_service(store: FeatureStore, tracking_uri: str, model: str, version: int | str) -> FeatureService:
+    """The feature service a registered model version was trained with, by Feast's MLflow
+    integration: its model resolver reads the version's `feast.feature_service` tag (set when the
+    version is registered) from MLflow's registry and checks the service against Feast's registry
+    (a fresh read, not its cache).
+
+    The resolver is used on its own rather than through `mlflow: enabled` in feature_store.yaml:
+    enabled, every store opens an MLflow client on its first read, materialization or apply (half
+    a second in a feature task, which never needs one), and the training run records its training
+    set itself (mlflow.data, with digests), which is what Feast's auto-logging would add.
+
+    Raises `FeastMlflowModelResolutionError`, naming the model, when the version has no such tag or
+    the service is not registered."""
+    import mlflow
+    from feast.mlflow_integration.model_resolver import FeastMlflowModelResolver
+
+    resolver = FeastMlflowModelResolver(store, mlflow, mlflow.MlflowClient(tracking_uri=tracking_uri))
+    return store.get_feature_service(resolver.resolve(f"models:/{model}/{version}"))
+
+
 def register_feature_service(
     store: FeatureStore, model: str, version: int | str, views: Sequence[FeatureView], description: str = ""
 ) -> FeatureService:

@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 
 def data_interval(context: Context) -> Interval:
     """The run's data interval: the params `interval_start` and `interval_end` when a manual run
-    sets them (days of history in one run, say), else Airflow's; a manual run without either
-    takes the last whole hour before it was triggered, never the wall clock at execution."""
+    sets them (days of history in one run, say); else the hour of the run's partition when Airflow
+    made the run for one (`batch_inference` on an hour of `flight_features`); else Airflow's data
+    interval; a manual run of an asset-scheduled DAG takes the hour that ends at its logical date,
+    or without one the last whole hour before it was triggered, never the wall clock at execution."""
     from include.mlops.lake import Interval
+    from mlops_airflow.assets import HOUR
 
     params = context.get("params") or {}
     chosen = params.get("interval_start"), params.get("interval_end")
@@ -25,11 +28,14 @@ def data_interval(context: Context) -> Interval:
             raise ValueError("set both interval_start and interval_end, or neither")
         start, end = (_as_utc(datetime.fromisoformat(value)) for value in chosen)
         return Interval(start, end)
+    if partition := context.get("partition_date"):
+        return Interval(partition, partition + HOUR)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if start is None or end is None:
-        end = run_time(context).replace(minute=0, second=0, microsecond=0)
-        start = end - timedelta(hours=1)
-    return Interval(start, end)
+    if start is not None and end is not None and start < end:
+        return Interval(start, end)
+    # A manual run of an asset-scheduled DAG: its interval is the instant of its logical date, if any.
+    end = (end or run_time(context)).replace(minute=0, second=0, microsecond=0)
+    return Interval(end - HOUR, end)
 
 
 def interval_params() -> dict[str, Param]:
@@ -95,7 +101,11 @@ def run_time(context: Context) -> datetime:
 
 
 def run_day(context: Context) -> datetime:
-    """Midnight UTC of the run's time: where the run's whole-day windows (training, evaluation) end."""
+    """Midnight UTC where the run's whole-day windows (training, evaluation, a drift check's) end:
+    the end of its partition's day when Airflow made the run for a partition (`drift_monitoring`
+    once a day's predictions are in, however late that is), else midnight of the run's time."""
+    if partition := context.get("partition_date"):
+        return partition.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     return run_time(context).replace(hour=0, minute=0, second=0, microsecond=0)
 
 

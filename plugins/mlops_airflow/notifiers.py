@@ -40,30 +40,49 @@ class AlertNotifier(BaseNotifier):
         self.message = message
 
     def notify(self, context: Context) -> None:
-        from include.mlops.settings import Settings
-
-        settings = Settings.from_env()
         ti, task = context["ti"], context.get("task")
         subject = self.subject or getattr(task, "subject", "") or f"[mlops] {ti.dag_id}"
-        message = self.message or _asking(context)
-        alert = {
-            "sent_at": datetime.now(UTC).isoformat(),  # when the alert went out, not data time
-            "subject": subject,
-            "message": message,
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-        }
-        path = settings.alert_log_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as handle:
-            handle.write(json.dumps(alert) + "\n")
-        self.log.warning("Alert recorded in %s: %s: %s", path, subject, message)
-        for channel, notifier in channels(settings, alert):
-            try:
-                notifier.notify(context)  # the texts are final: nothing left to render
-            except Exception as error:  # one broken channel must not hide the alert from the others
-                self.log.error("Could not send the alert by %s: %s", channel, error)
+        where = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id}
+        alert(subject, self.message or _asking(context), where, context)
+
+
+def deadline_missed(context: dict, subject: str, promise: str) -> None:
+    """The callback of a DAG's deadline alert, which Airflow's executor calls once the deadline has
+    passed with the run unfinished. `context` is Airflow's deadline context: the run (as the REST
+    API shows it) and the deadline. The promise is an hour's, so a run Airflow made for a partition
+    (an hour of features to predict) calls people; a manual run of a longer interval made no
+    promise, and its passed deadline is only logged."""
+    import logging
+
+    run, deadline = context["dag_run"], context["deadline"]
+    what = f"{run['dag_id']} run {run['dag_run_id']} is not finished at its deadline {deadline['deadline_time']}"
+    if not run.get("partition_key"):
+        logging.getLogger(__name__).info("%s: a manual run, which makes no promise; nobody called", what)
+        return
+    where = {"dag_id": run["dag_id"], "run_id": run["dag_run_id"], "task_id": ""}
+    alert(subject, f"{what} (partition {run['partition_key']}, state {run['state']}): {promise}", where, context)
+
+
+def alert(subject: str, message: str, where: dict[str, str], context: Context | dict) -> None:
+    """Append the alert to the alert log, then send it through every configured channel; a channel
+    that fails is logged and does not stop the others."""
+    import logging
+
+    from include.mlops.settings import Settings
+
+    log = logging.getLogger(__name__)
+    settings = Settings.from_env()
+    record = {"sent_at": datetime.now(UTC).isoformat(), "subject": subject, "message": message} | where
+    path = settings.alert_log_path  # sent_at: when the alert went out, not data time
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    log.warning("Alert recorded in %s: %s: %s", path, subject, message)
+    for channel, notifier in channels(settings, record):
+        try:
+            notifier.notify(context)  # the texts are final: nothing left to render
+        except Exception as error:  # one broken channel must not hide the alert from the others
+            log.error("Could not send the alert by %s: %s", channel, error)
 
 
 def _asking(context: Context) -> str:
@@ -80,7 +99,7 @@ def _asking(context: Context) -> str:
 def channels(settings: Settings, alert: dict[str, str]) -> list[tuple[str, BaseNotifier]]:
     """The provider notifiers the settings configure, each with the alert's text."""
     found: list[tuple[str, BaseNotifier]] = []
-    where = f"{alert['dag_id']} / {alert['run_id']} / {alert['task_id']}"
+    where = " / ".join(alert[key] for key in ("dag_id", "run_id", "task_id") if alert[key])
     if settings.alert_email:
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 

@@ -136,10 +136,12 @@ class DriftCheckOperator(BaseOperator):
 
         from include.flights import inference, monitoring
         from include.mlops.drift import DriftRulesError
+        from mlops_airflow import lineage
         from mlops_airflow.context import airflow_ids, run_day, runs_under_way
         from mlops_airflow.hooks import MlflowHook
 
         settings = MlflowHook(self.mlflow_conn_id).get_settings()
+        lineage.lake(settings, reads=["predictions", "clean"])  # the log, and the labels that landed
         try:
             days = int(self.window_days)
         except (TypeError, ValueError):
