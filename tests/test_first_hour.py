@@ -85,6 +85,18 @@ def test_the_scheduled_hour_of_features_makes_the_scheduler_run_batch_inference_
     # One run per scheduled hour, and none from the manual run that built the history.
     assert {run["partition_key"] for run in _runs(api, "batch_inference")} <= hours
 
+    from selenium.webdriver.common.by import By
+
+    driver = chromium()
+    try:  # as a person sees it: the DAG's schedule is the asset, its runs keyed by hour
+        log_in(driver, fresh.base, fresh.password)
+        driver.get(f"{fresh.base}/dags/batch_inference/runs")
+        wait(driver, lambda d: "asset" in d.find_element(By.TAG_NAME, "body").text.lower(), 120)
+        time.sleep(2)  # the runs' table fills in after the header
+        driver.save_screenshot(str(ARTIFACTS / "first-hour-batch-inference-runs.png"))
+    finally:
+        driver.quit()
+
 
 def test_the_tasks_send_openlineage_events_with_what_they_read_and_wrote(fresh, api: httpx.Client) -> None:
     """`make up` configures the OpenLineage provider's file transport (`openlineage.jsonl` in the
