@@ -4,8 +4,7 @@
 brought into DAG runs (`SchedulerJobRunner._create_dagruns_for_partitioned_asset_dags`); `run`
 runs such a run's tasks in this process, with the loop `dag.test()` uses for the run it makes (the
 same task runner: `dag.test()` itself cannot run a run made by someone else), on the DAG as stored
-in the database, as the scheduler reads it. The production
-stack's scheduler and the first hour's `make up` do both for real.
+in the database, as the scheduler reads it. The first hour's `make up` does both for real.
 """
 
 from __future__ import annotations

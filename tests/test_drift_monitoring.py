@@ -25,15 +25,13 @@ from include.mlops import drift, registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.monitoring import data_drift
 from include.mlops.settings import Settings
+from mlops_airflow.assets import HOUR, HOUR_KEY
 from tests import scheduler
 from tests.conftest import copy_weeks, finish_training_runs, inject_shift, interval_conf, set_task_state, training_runs
 
 TRAINING = Interval(datetime(2026, 10, 26, tzinfo=UTC), datetime(2026, 11, 9, tzinfo=UTC))
 FIRST_WEEK = Interval(datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC))
 RULES = {"policy": {"reference_days": 7}}
-
-
-HOUR = timedelta(hours=1)
 
 
 def day(d: int) -> datetime:
@@ -288,8 +286,6 @@ def test_an_hour_of_features_makes_its_predictions_and_a_day_of_predictions_its_
     from airflow.assets.manager import AssetManager
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
-
-    from mlops_airflow.assets import HOUR_KEY
 
     scheduler.unpause("batch_inference", "drift_monitoring")
     hour = day(23) + timedelta(hours=10)

@@ -4,11 +4,11 @@ Airflow's own lineage is in the DAGs: the tasks' `inlets` and `outlets` are the 
 (`assets.py`, known by name), which the UI's asset graph draws. The files behind them are the
 deployment's (its state folder), so a task also reports, while it runs, the zones of the lake it
 read and wrote (one dataset per zone: `lake/clean`, `lake/features`, `lake/predictions`, ...),
-through Airflow's hook lineage collector. The OpenLineage provider, when a transport is configured (the project
-configures a file transport: `lineage/openlineage.jsonl` in the state folder), turns them into
-the input and output datasets of the task's events (`file://<path>`), beside the DAG run and task
-events it sends anyway. Without a transport the provider is off and the collector is Airflow's
-no-op one.
+through Airflow's hook lineage collector. The OpenLineage provider, when a transport is configured
+(`make up` and the compose file configure a file transport: `openlineage.jsonl` in the state
+folder), turns them into the input and output datasets of the task's events (`file:<path>`),
+beside the DAG run and task events it sends anyway. Without a transport the provider is off and
+the collector is Airflow's no-op one.
 
 Only the lake is reported: the OpenLineage provider turns `file://` assets into datasets, and the
 stores that are not files in every deployment (MLflow, Feast's registry and online store) would be
