@@ -273,9 +273,9 @@ def feature_store(settings: Settings, offline_store: str) -> FeatureStore:
     import yaml
     from feast import FeatureStore, RepoConfig
 
-    from include.mlops.feature_store import CONFIG_FILES
+    from include.mlops.feature_store import config_file
 
-    text = Template(CONFIG_FILES["embedded"].read_text()).substitute(MLOPS_FEAST_REGISTRY_URL="", MLOPS_FEAST_REDIS="")
+    text = Template(config_file(settings).read_text()).substitute(MLOPS_FEAST_REGISTRY_URL="", MLOPS_FEAST_REDIS="")
     values = yaml.safe_load(text)
     values["offline_store"] = {"type": offline_store}
     config = RepoConfig(**values)

@@ -42,7 +42,7 @@ def run(state_dir: str) -> Result:
     pipeline.build_features(settings, days)
     pipeline.apply_definitions(settings)
     prepared = training.prepare(settings, TRAINING, "bench")
-    parent = tracking.start_run(settings, "gate benchmark", training.run_tags(TRAINING, "benchmark"))
+    parent = tracking.start_run(settings, "gate benchmark", training.training_run(TRAINING, "benchmark").tags())
     versions = []
     for config in (model.ModelConfig(max_iter=20), model.ModelConfig(max_iter=100)):
         trained = training.train_candidate(settings, prepared, config, parent, {})
@@ -64,10 +64,10 @@ def run(state_dir: str) -> Result:
     _textbook_bootstrap(y, p, q, RESAMPLES)
     textbook = time.perf_counter() - started
     return {
-        "rows": result["evaluation_rows"],
-        "outcome": result["outcome"],
+        "rows": result.evaluation_rows,
+        "outcome": result.outcome,
         "total": total,
-        **result["seconds"],
+        **result.seconds,
         "bootstrap": alone,
         "textbook_bootstrap": textbook,
         "peak_mb": peak_mb(),

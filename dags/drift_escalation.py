@@ -84,18 +84,19 @@ def drift_escalation():
 
     @task.branch
     def act(payload: dict, **context: Context) -> str | None:
+        from dataclasses import replace
+
         from include.flights import monitoring
         from mlops_airflow.context import answer_of
         from mlops_airflow.hooks import MlflowHook
 
         escalation = context["dag_run"].conf
         answer = answer_of(payload)
-        chosen = answer["answer"]
-        recorded = dict(answer)
+        chosen = answer.answer
         if chosen == "Mute":
-            at = datetime.fromisoformat(answer["answered_at"])
-            recorded["muted_until"] = (at + timedelta(days=_form(payload)["mute_days"])).isoformat()
-        monitoring.record_answer(MlflowHook().get_settings(), escalation["monitoring_run_id"], recorded)
+            at = datetime.fromisoformat(answer.answered_at)
+            answer = replace(answer, muted_until=at + timedelta(days=_form(payload)["mute_days"]))
+        monitoring.record_answer(MlflowHook().get_settings(), escalation["monitoring_run_id"], answer)
         if payload["responded_by_user"] is None:  # the timeout answered: the person hears what that meant
             AlertNotifier(
                 subject=f"[mlops] {escalation['model']}: no answer to the escalation",
@@ -115,8 +116,8 @@ def drift_escalation():
         escalation = context["dag_run"].conf
         answer = answer_of(payload)
         settings = MlflowHook().get_settings()
-        reason = f"escalation ({escalation['kind']}): rolled back by {answer['answered_by']}"
-        ids = airflow_ids(context) | {f"airflow.escalation_{key}": value for key, value in answer.items()}
+        reason = f"escalation ({escalation['kind']}): rolled back by {answer.answered_by}"
+        ids = airflow_ids(context) | answer.audit_context("escalation")
         try:
             move = registry.rollback(settings, settings.model_name, None, reason, ids)
         except (ValueError, registry.ChampionChangedError) as error:
@@ -131,7 +132,7 @@ def drift_escalation():
         escalation = context["dag_run"].conf
         chosen = _form(payload)
         reason = (
-            f"escalation ({escalation['kind']}): retrain asked by {answer_of(payload)['answered_by']}; "
+            f"escalation ({escalation['kind']}): retrain asked by {answer_of(payload).answered_by}; "
             f"{escalation['message']}"
         )
         conf = {"family": chosen["family"], "reason": reason[:500], "report_url": escalation.get("report_url")}

@@ -59,51 +59,51 @@ def feature_pipeline():
     @task
     def ingest(**context: Context) -> list[dict[str, str]]:
         from include.flights import pipeline
-        from include.mlops.settings import Settings
         from mlops_airflow import lineage
         from mlops_airflow.context import data_interval
+        from mlops_airflow.hooks import MlflowHook
 
-        settings = Settings.from_env()
+        settings = MlflowHook().get_settings()
         lineage.lake(settings, writes=["raw"])
         return [b.to_dict() for b in pipeline.ingest(settings, data_interval(context))]
 
     @task
     def validate(batches: list[dict[str, str]]) -> list[dict[str, object]]:
         from include.flights import pipeline
-        from include.mlops.settings import Settings
         from mlops_airflow import lineage
+        from mlops_airflow.hooks import MlflowHook
 
-        settings = Settings.from_env()
+        settings = MlflowHook().get_settings()
         lineage.lake(settings, reads=["raw"], writes=["clean", "quarantine"])
         return pipeline.validate_batches(settings, [pipeline.Batch(**b) for b in batches])
 
     @task
     def build_features(**context: Context) -> dict[str, int]:
         from include.flights import pipeline
-        from include.mlops.settings import Settings
         from mlops_airflow import lineage
         from mlops_airflow.context import data_interval
+        from mlops_airflow.hooks import MlflowHook
 
-        settings = Settings.from_env()
+        settings = MlflowHook().get_settings()
         lineage.lake(settings, reads=["clean"], writes=["features"])
         return pipeline.build_features(settings, data_interval(context))
 
     @task
     def apply_definitions() -> list[str]:
         from include.flights import pipeline
-        from include.mlops.settings import Settings
+        from mlops_airflow.hooks import MlflowHook
 
-        return pipeline.apply_definitions(Settings.from_env())
+        return pipeline.apply_definitions(MlflowHook().get_settings())
 
     @task(outlets=[FLIGHT_FEATURES])
     def materialize(**context: Context) -> dict[str, object]:
         from include.flights import pipeline
-        from include.mlops.settings import Settings
         from mlops_airflow import lineage
         from mlops_airflow.assets import hour_partition
         from mlops_airflow.context import data_interval
+        from mlops_airflow.hooks import MlflowHook
 
-        settings, interval = Settings.from_env(), data_interval(context)
+        settings, interval = MlflowHook().get_settings(), data_interval(context)
         lineage.lake(settings, reads=["features"])
         done = pipeline.materialize(settings, interval)
         if key := hour_partition(context, interval):

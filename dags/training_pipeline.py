@@ -233,10 +233,10 @@ def training_pipeline():
         import logging
 
         from include.flights import pipeline
-        from include.mlops.settings import Settings
+        from mlops_airflow.hooks import MlflowHook
 
         window = _window(context)
-        missing = pipeline.days_without_features(Settings.from_env(), window)
+        missing = pipeline.days_without_features(MlflowHook().get_settings(), window)
         if missing:
             logging.getLogger(__name__).info(
                 "Waiting for feature_pipeline: %d of the window's days have no features yet (%s first)",
@@ -247,7 +247,7 @@ def training_pipeline():
 
     @task_with_links(MlflowRunLink(), inlets=[FLIGHT_FEATURES])
     def prepare(**context: Context) -> dict:
-        from dataclasses import asdict
+        from dataclasses import asdict, replace
 
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -261,13 +261,13 @@ def training_pipeline():
         settings = MlflowHook().get_settings()
         lineage.lake(settings, reads=["features", "clean"])  # the training set's features and labels
         window = _window(context)
-        tags = training.run_tags(window, _reason(context), airflow_ids(context))
-        if params.get("report_url"):
-            tags["drift_report"] = params["report_url"]
-        if params.get("drifted_features"):
-            tags["drifted_features"] = ", ".join(params["drifted_features"])[:5000]
-        if params.get("not_judged"):
-            tags["drift_not_judged"] = ", ".join(params["not_judged"])[:5000]
+        asked = replace(
+            training.training_run(window, _reason(context), airflow_ids(context)),
+            drift_report=params.get("report_url") or "",
+            drifted_features=tuple(params.get("drifted_features") or ()),
+            not_judged=tuple(params.get("not_judged") or ()),
+        )
+        tags = asked.tags()
         parent = tracking.start_run(settings, f"training {window.key}", tags)
         MlflowRunLink().persist(context, settings.run_url(tracking.connect(settings), parent))
         try:
@@ -329,12 +329,12 @@ def training_pipeline():
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)  # skips `approve` alone: `promote` still runs
     def approval_needed(gated: dict, **context: Context) -> bool:
-        from include.mlops.settings import Settings
+        from mlops_airflow.hooks import MlflowHook
 
         if gated["outcome"] == "reject":
             return False  # nothing to approve: `promote` skips, saying why
         asked = context["params"].get("require_approval")
-        return Settings.from_env().require_approval if asked is None else asked
+        return MlflowHook().get_settings().require_approval if asked is None else asked
 
     approve = HITLOperator(
         task_id="approve",
@@ -350,20 +350,22 @@ def training_pipeline():
     @task_with_links(AuditEntryLink(), pool=PROMOTION_POOL, trigger_rule="none_failed")
     def promote(gated: dict, **context: Context) -> dict:
         from include.flights import gating
+        from include.mlops.records import GateJudgement
         from mlops_airflow.context import airflow_ids, answer_of, run_day
         from mlops_airflow.hooks import MlflowHook
 
-        version = gated["candidate_version"]
-        if gated["outcome"] == "reject":
-            _skip(f"version {version} was rejected by the gate: {'; '.join(gated['reasons'])}")
+        judgement = GateJudgement.from_dict(gated)
+        version = judgement.candidate_version
+        if not judgement.passed:
+            _skip(f"version {version} was rejected by the gate: {'; '.join(judgement.reasons)}")
         settings = MlflowHook().get_settings()
         answer = answer_of(context["ti"].xcom_pull(task_ids="approve"))  # None: nobody was asked
-        if answer and answer["answer"] != "Approve":
-            gating.record_approval(settings, gated, answer)
-            _skip(f"version {version} was not approved: {answer['answer']}, by {answer['answered_by']}")
+        if answer and answer.answer != "Approve":
+            gating.record_approval(settings, judgement, answer)
+            _skip(f"version {version} was not approved: {answer.answer}, by {answer.answered_by}")
         at = run_day(context)
-        ids = airflow_ids(context) | {f"airflow.approval_{key}": value for key, value in (answer or {}).items()}
-        result = gating.promote(settings, gated, at, context=ids)
+        ids = airflow_ids(context) | (answer.audit_context("approval") if answer else {})
+        result = gating.promote(settings, judgement, at, context=ids)
         if not result["promoted"]:
             reasons = "; ".join(result["gate"]["reasons"])
             _skip(f"{result['aborted']}; judged again, version {version} was rejected: {reasons}")

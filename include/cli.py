@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from include.flights import pipeline
+from include.mlops import records
 from include.mlops.gate import GateError
 from include.mlops.lake import Interval
 from include.mlops.registry import ChampionChangedError
@@ -100,17 +101,17 @@ def _gate(settings: Settings, args: argparse.Namespace) -> object:
 
     at = (args.at or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
     rules = gating.load_rules(args.rules)
-    context = {"actor": "command line"}
+    context = {records.ACTOR: "command line"}
     gated = gating.evaluate_candidate(settings, args.version, at, rules, context=context)
-    if args.no_promote or gated["outcome"] == "reject":
-        return gated
+    if args.no_promote or not gated.passed:
+        return gated.to_dict()
     return gating.promote(settings, gated, at, rules, context)
 
 
 def _rollback(settings: Settings, args: argparse.Namespace) -> object:
     from include.mlops import registry
 
-    move = registry.rollback(settings, settings.model_name, args.to, args.reason, {"actor": "command line"})
+    move = registry.rollback(settings, settings.model_name, args.to, args.reason, {records.ACTOR: "command line"})
     return move.to_dict()
 
 
@@ -125,7 +126,7 @@ def _drift(settings: Settings, args: argparse.Namespace) -> object:
 
     at = (args.at or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
     rules = monitoring.load_rules(args.rules)
-    return monitoring.check(settings, at, args.days, rules, context={"actor": "command line"})
+    return monitoring.check(settings, at, args.days, rules, context={records.ACTOR: "command line"})
 
 
 INTERVAL_STEPS = {

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from include.flights import monitoring
-from include.mlops import registry, tracking
+from include.mlops import records, registry, tracking
 from include.mlops.settings import Settings
 from tests import hitl
 from tests.alert_servers import connections, smtp_server, webhook_server
@@ -57,7 +56,7 @@ def tracking_run(settings: Settings):
 
 def escalation(settings: Settings) -> dict:
     """The conf drift_monitoring gives a run of drift_escalation, with a check run of its own."""
-    experiment = tracking.connect(settings, monitoring.EXPERIMENT)
+    experiment = tracking.connect(settings, records.DRIFT_EXPERIMENT)
     check = MlflowClient().create_run(experiment, tags={"drift.model": MODEL})
     return {
         "model": MODEL,
@@ -145,10 +144,10 @@ def test_a_mute_is_recorded_for_the_next_checks(state: Settings) -> None:
     at = datetime.fromisoformat(recorded["answered_at"])
     assert datetime.fromisoformat(recorded["muted_until"]) == at + timedelta(days=3)
     # The next checks read it back (the policy's side: tests/test_drift_policy.py).
-    experiment = tracking.connect(state, monitoring.EXPERIMENT)
+    experiment = tracking.connect(state, records.DRIFT_EXPERIMENT)
     MlflowClient().set_tag(conf["monitoring_run_id"], "drift.at", "2026-11-23T00:00:00+00:00")
     MlflowClient().set_tag(conf["monitoring_run_id"], "drift.escalated", "data_quality 2026-11-20T00:00:00+00:00")
-    [past] = [monitoring._past(r) for r in MlflowClient().search_runs([experiment])]
+    [past] = [records.DriftCheck.read(r).past() for r in MlflowClient().search_runs([experiment])]
     assert past.muted_until == at + timedelta(days=3)
 
 

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from include import cli
 from include.flights import inference, model, monitoring, pipeline, training
-from include.mlops import drift, registry, tracking
+from include.mlops import drift, records, registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.monitoring import data_drift
 from include.mlops.settings import Settings
@@ -107,7 +107,7 @@ def due(run_id: str) -> tuple[datetime | None, datetime]:
 
 
 def checks(settings: Settings) -> list:
-    experiment = tracking.connect(settings, monitoring.EXPERIMENT)
+    experiment = tracking.connect(settings, records.DRIFT_EXPERIMENT)
     return MlflowClient().search_runs([experiment], order_by=["start_time ASC"])
 
 
@@ -240,7 +240,7 @@ def test_escalation_when_retraining_did_not_help(dags, state: Settings) -> None:
         yaml.safe_load(gating.DEFAULT_RULES.read_text()) | {"significance": {"min_effect": 0.0}}
     )
     gated = gating.evaluate_candidate(state, version, day(23), demanding, context=context)
-    assert gated["outcome"] == "reject"
+    assert gated.outcome == "reject"
 
     rules = {"policy": {"reference_days": 7, "escalate_after_retrains": 1}}
     run = run_monitoring(monitor, day(24), {"rules": rules})
@@ -349,7 +349,7 @@ def test_the_reports_verdicts_are_the_checks_and_the_lean_path_gives_the_same(we
 def test_drift_rules_errors_name_the_problem() -> None:
     with pytest.raises(drift.DriftRulesError, match="unknown drift rule sections: polcy"):
         monitoring.load_rules({"polcy": {}})
-    with pytest.raises(drift.DriftRulesError, match="report: unknown drift report settings: treshold"):
+    with pytest.raises(drift.DriftRulesError, match="report: unknown drift report fields: treshold"):
         monitoring.load_rules({"report": {"treshold": 0.1}})
     with pytest.raises(drift.DriftRulesError, match="share_threshold must be in"):
         monitoring.load_rules({"policy": {"share_threshold": 2}})

@@ -222,7 +222,7 @@ def test_the_quality_interval_covers_zero_for_two_halves_of_the_same_rows() -> N
 @pytest.mark.parametrize(
     ("rules", "message"),
     [
-        ({"share": 0.3}, "unknown drift rules: share"),
+        ({"share": 0.3}, "unknown drift policy fields: share"),
         ({"share_threshold": 0}, "share_threshold must be in"),
         ({"reference": "yesterday"}, "reference must be one of production, training, seasonal"),
         ({"quality_metric": "accuracy"}, "quality_metric must be roc_auc, log_loss or brier"),

@@ -166,12 +166,15 @@ def test_change_rules_allow_a_margin_or_demand_an_improvement() -> None:
         ({"thresholds": []}, "unknown rule kinds: thresholds"),
         ({"values": [{"metric": "accuracy", "min": 0.9}]}, "unknown metric 'accuracy'"),
         ({"values": [{"metric": "roc_auc"}]}, "needs a min or a max"),
-        ({"changes": [{"metric": "roc_auc", "min_improvement": 0, "direction": "up"}]}, "unknown fields direction"),
+        (
+            {"changes": [{"metric": "roc_auc", "min_improvement": 0, "direction": "up"}]},
+            "unknown changes rule fields: direction",
+        ),
         ({"significance": {"metric": "precision"}}, "significance supports roc_auc"),
         ({"significance": {"resamples": 10}}, "at least 100 resamples"),
         ({"slices": {"confidence": 1.5}}, "slices confidence must be in"),
         ({"baseline": {"metrics": ["roc_auc"]}}, "judged on log_loss or brier"),
-        ({"operational": {"max_latency_ms_per_10k": 2000}}, "unknown fields max_latency_ms_per_10k"),
+        ({"operational": {"max_latency_ms_per_10k": 2000}}, "unknown operational rule fields: max_latency_ms_per_10k"),
         ({"values": {"metric": "roc_auc"}}, "values is a list of rules"),
     ],
 )

@@ -208,19 +208,20 @@ def test_the_overview_answers_which_model_is_in_production_and_why(loop, api) ->
     assert o["champion_move"]["action"] == "promote"
     assert o["champion_move"]["reason"] == "promotion gate: first-model against no champion"
     assert [v["version"] for v in o["versions"]] == [2, 1]
-    assert [(d["version"], d["outcome"], d["against"]) for d in o["gate"]] == [
+    assert [(d["candidate_version"], d["outcome"], d["champion_version"]) for d in o["gate"]] == [
         (2, "reject", 1),
         (1, "first-model", None),
     ]
-    assert o["gate"][0]["reasons"] not in ("", "every check passed")
-    # When it was judged (now), not the day of the data it judged; the evaluation days for people.
-    assert o["gate"][0]["judged_at"] > o["gate"][0]["evaluated_at"]
-    assert o["gate"][0]["evaluation_window"].endswith(" UTC (7 days, end excluded)")
+    assert o["gate"][0]["reasons"]
+    # When it was judged (now), not the day of the data it judged; the seven evaluation days.
+    assert o["gate"][0]["judged_at"] > o["gate"][0]["decided_at"]
+    window = Interval.from_key(o["gate"][0]["evaluation_window"])
+    assert window.end - window.start == timedelta(days=7)
     # The figures the gate judged, on the evaluation flights, not the training run's validation.
     rejected, first = o["gate"]
-    assert set(rejected["figures"]) == {"candidate", "champion"} and set(first["figures"]) == {"candidate"}
-    assert 0.5 < first["figures"]["candidate"]["roc_auc"] < 1
-    assert rejected["figures"]["candidate"]["log_loss"] > rejected["figures"]["champion"]["log_loss"]
+    assert set(rejected["metrics"]) == {"candidate", "champion"} and set(first["metrics"]) == {"candidate"}
+    assert 0.5 < first["metrics"]["candidate"]["roc_auc"] < 1
+    assert rejected["metrics"]["candidate"]["log_loss"] > rejected["metrics"]["champion"]["log_loss"]
     assert o["gate"][0]["report_url"].endswith("/artifacts/gate/001/report.md?workflowType=machine_learning")
     assert [(c["at"][:10], c["action"]) for c in o["drift"]] == [("2026-11-24", "retrain"), ("2026-11-25", "hold")]
     assert o["drift"][1]["held_by"] == []  # the cooldown held it, not a training run

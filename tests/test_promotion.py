@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 
 from include.cli import main
 from include.flights import gating, model, training
-from include.mlops import registry, tracking
+from include.mlops import records, registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from tests.conftest import copy_weeks
@@ -42,7 +42,7 @@ class Lab:
 def lab(weeks: Path, tmp_path_factory: pytest.TempPathFactory) -> Lab:
     settings = copy_weeks(weeks, tmp_path_factory.mktemp("promotion") / "state")
     prepared = training.prepare(settings, WINDOW, "lab")
-    parent = tracking.start_run(settings, "promotion lab", training.run_tags(WINDOW, "test"))
+    parent = tracking.start_run(settings, "promotion lab", training.training_run(WINDOW, "test").tags())
     train = pd.read_parquet(prepared.train_path)
     labels = train[model.LABEL].to_numpy()
 
@@ -82,6 +82,19 @@ def lab(weeks: Path, tmp_path_factory: pytest.TempPathFactory) -> Lab:
     return Lab(settings, models)
 
 
+def candidate_run(prepared: training.Prepared, train: pd.DataFrame, config: dict) -> records.CandidateRun:
+    """What a training run records of a candidate, for a model made by hand."""
+    return records.CandidateRun(
+        config=config,
+        threshold=training.DEFAULT_THRESHOLD,
+        train_rows=len(train),
+        validation_rows=prepared.validation_rows,
+        validation_cutoff=datetime.fromisoformat(prepared.cutoff),
+        evaluation_start=datetime.fromisoformat(prepared.evaluation_start),
+        train_positive_rate=float(train[model.LABEL].mean()),
+    )
+
+
 def _log_constant(settings: Settings, prepared: training.Prepared, train: pd.DataFrame) -> str:
     """A model that predicts the base rate for every flight, logged like a real candidate."""
     from mlflow.models import infer_signature
@@ -91,14 +104,7 @@ def _log_constant(settings: Settings, prepared: training.Prepared, train: pd.Dat
     constant = DummyClassifier(strategy="prior").fit(x, train[model.LABEL])
     run_id = tracking.start_run(settings, "constant", {"variant": "constant"})
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_params(
-            {
-                "threshold": training.DEFAULT_THRESHOLD,
-                "validation_cutoff": prepared.cutoff,
-                "evaluation_start": prepared.evaluation_start,
-                "train_positive_rate": float(train[model.LABEL].mean()),
-            }
-        )
+        candidate_run(prepared, train, {"family": "constant"}).write()
         example = x.head(5)
         logged = mlflow.sklearn.log_model(
             constant,
@@ -120,7 +126,7 @@ def _log_nan(settings: Settings, prepared: training.Prepared, train: pd.DataFram
     pipe[-1].coef_[:] = np.nan
     run_id = tracking.start_run(settings, "nan", {"variant": "nan"})
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_params({"threshold": 0.3, "evaluation_start": prepared.evaluation_start, "train_positive_rate": 0.2})
+        candidate_run(prepared, train, asdict(config)).write()
         example = train[prepared.features].head(5)
         logged = mlflow.sklearn.log_model(
             pipe,
@@ -138,12 +144,12 @@ def register(lab: Lab, name: str, variant: str) -> int:
     return training.register_version(replace(lab.settings, model_name=name), lab.models[variant])[0]
 
 
-def gate(lab: Lab, name: str, version: int) -> dict:
+def gate(lab: Lab, name: str, version: int) -> records.GateJudgement:
     return gating.evaluate_candidate(replace(lab.settings, model_name=name), version, AT)
 
 
-def promote(lab: Lab, gated: dict) -> dict:
-    return gating.promote(replace(lab.settings, model_name=gated["model"]), gated, AT)
+def promote(lab: Lab, gated: records.GateJudgement) -> dict:
+    return gating.promote(replace(lab.settings, model_name=gated.model), gated, AT)
 
 
 def champion(lab: Lab, name: str) -> int | None:
@@ -161,24 +167,23 @@ def make_champion(lab: Lab, name: str, variant: str) -> int:
 def test_a_first_model_is_promoted_when_it_passes_the_value_thresholds_and_rejected_when_not(lab: Lab) -> None:
     constant = register(lab, "first", "constant")
     decided = gate(lab, "first", constant)
-    assert decided["outcome"] == "reject" and decided["champion_version"] is None
-    assert any("roc_auc 0.5000 is outside >= 0.55" in reason for reason in decided["reasons"])
+    assert decided.outcome == "reject" and decided.champion_version is None
+    assert any("roc_auc 0.5000 is outside >= 0.55" in reason for reason in decided.reasons)
     assert any(
-        reason.startswith("candidate log_loss") and "for the constant base rate" in reason
-        for reason in decided["reasons"]
+        reason.startswith("candidate log_loss") and "for the constant base rate" in reason for reason in decided.reasons
     )
     # Trained on calmer weeks, the logistic regression ranks a stormy week well but its
     # probabilities are too low: worse than 50% for every flight in log loss.
     logistic = register(lab, "first", "logistic")
     decided = gate(lab, "first", logistic)
-    assert decided["outcome"] == "reject"
-    assert next(r for r in decided["reasons"] if "log_loss" in r).endswith("is outside <= 0.693")
+    assert decided.outcome == "reject"
+    assert next(r for r in decided.reasons if "log_loss" in r).endswith("is outside <= 0.693")
     assert champion(lab, "first") is None
 
     medium = register(lab, "first", "medium")
     decided = gate(lab, "first", medium)
-    assert decided["outcome"] == "first-model", decided["reasons"]
-    assert decided["evaluation_window"] == "20261116T0000Z_20261123T0000Z" and decided["evaluation_rows"] > 4000
+    assert decided.outcome == "first-model", decided.reasons
+    assert decided.evaluation_window == "20261116T0000Z_20261123T0000Z" and decided.evaluation_rows > 4000
     promote(lab, decided)
     assert champion(lab, "first") == medium
 
@@ -187,7 +192,7 @@ def test_a_genuinely_better_candidate_is_promoted_and_the_decision_is_recorded(l
     weak = make_champion(lab, "better", "weak")  # three boosting iterations
     medium = register(lab, "better", "medium")
     decided = gate(lab, "better", medium)
-    assert decided["outcome"] == "promote", decided["reasons"]
+    assert decided.outcome == "promote", decided.reasons
     result = promote(lab, decided)
     assert result["promoted"] and champion(lab, "better") == medium
     client = MlflowClient()
@@ -196,10 +201,10 @@ def test_a_genuinely_better_candidate_is_promoted_and_the_decision_is_recorded(l
     tags = client.get_model_version("better", str(medium)).tags
     assert tags["gate.decision"] == "promote" and tags["gate.champion_version"] == str(weak)
     assert tags["gate.report"] == "gate/001/report.md" and tags["gate.judgements"] == "1"
-    report = mlflow.artifacts.load_text(f"runs:/{decided['candidate_run_id']}/gate/001/report.md")
+    report = mlflow.artifacts.load_text(f"runs:/{decided.candidate_run_id}/gate/001/report.md")
     assert "**Decision: PROMOTE**" in report and f"champion version {weak}" in report
     assert "## Not checked" in report and "slices of dest below 100 rows" in report
-    record = mlflow.artifacts.load_dict(f"runs:/{decided['candidate_run_id']}/gate/001/decision.json")
+    record = mlflow.artifacts.load_dict(f"runs:/{decided.candidate_run_id}/gate/001/decision.json")
     significance = next(c for c in record["decision"]["checks"] if c["kind"] == "significance")
     assert significance["passed"] and significance["numbers"]["ci_low"] > 0
     latency = next(c for c in record["decision"]["checks"] if c["name"].startswith("scoring time"))
@@ -210,8 +215,8 @@ def test_a_model_trained_on_shuffled_labels_is_rejected(lab: Lab) -> None:
     make_champion(lab, "shuffled", "medium")
     shuffled = register(lab, "shuffled", "shuffled")
     decided = gate(lab, "shuffled", shuffled)
-    assert decided["outcome"] == "reject"
-    assert any("lower bound does not clear -0.01" in reason for reason in decided["reasons"])  # non-inferiority
+    assert decided.outcome == "reject"
+    assert any("lower bound does not clear -0.01" in reason for reason in decided.reasons)  # non-inferiority
     with pytest.raises(ValueError, match="was not passed by the gate"):
         promote(lab, decided)
     assert champion(lab, "shuffled") == 1
@@ -222,16 +227,16 @@ def test_every_judgement_of_a_version_is_kept(lab: Lab) -> None:
     improvement rejects it, and the second judgement is kept beside the first."""
     make_champion(lab, "twice", "medium")
     again = register(lab, "twice", "medium")
-    assert gate(lab, "twice", again)["outcome"] == "promote"
+    assert gate(lab, "twice", again).outcome == "promote"
     demanding = gating.load_rules(
         yaml.safe_load(gating.DEFAULT_RULES.read_text()) | {"significance": {"min_effect": 0}}
     )
     decided = gating.evaluate_candidate(replace(lab.settings, model_name="twice"), again, AT, demanding)
-    assert decided["outcome"] == "reject" and decided["judgement"] == 2
-    assert decided["reasons"] == [
+    assert decided.outcome == "reject" and decided.judgement == 2
+    assert list(decided.reasons) == [
         "roc_auc improvement +0.0000, 95% CI [+0.0000, +0.0000] over 1000 resamples: lower bound does not clear 0"
     ]
-    run_id = decided["candidate_run_id"]
+    run_id = decided.candidate_run_id
     folders = {a.path for a in MlflowClient().list_artifacts(run_id, "gate")}
     assert folders == {"gate/001", "gate/002"}
     first = mlflow.artifacts.load_dict(f"runs:/{run_id}/gate/001/decision.json")
@@ -244,17 +249,17 @@ def test_a_candidate_better_overall_but_broken_for_one_carrier_is_rejected_namin
     make_champion(lab, "slice", "logistic")
     broken = register(lab, "slice", "wn_broken")
     decided = gate(lab, "slice", broken)
-    assert decided["outcome"] == "reject"
-    record = mlflow.artifacts.load_dict(f"runs:/{decided['candidate_run_id']}/gate/001/decision.json")
+    assert decided.outcome == "reject"
+    record = mlflow.artifacts.load_dict(f"runs:/{decided.candidate_run_id}/gate/001/decision.json")
     checks = {c["name"]: c for c in record["decision"]["checks"]}
-    assert checks["roc_auc improvement significant above -0.01"]["passed"], decided["reasons"]  # better on average ...
+    assert checks["roc_auc improvement significant above -0.01"]["passed"], decided.reasons  # better on average ...
     assert not checks["carrier=WN roc_auc"]["passed"]  # ... but not for Southwest
     # Southwest's slice is named; so may be a destination that Southwest serves most of (its labels
     # are upside down there too), but no slice of the other carriers.
-    slices = [r for r in decided["reasons"] if r.startswith("slice ")]
+    slices = [r for r in decided.reasons if r.startswith("slice ")]
     assert slices[0] == checks["carrier=WN roc_auc"]["detail"]
     assert all(r.startswith("slice dest=") for r in slices[1:]), slices
-    report = mlflow.artifacts.load_text(f"runs:/{decided['candidate_run_id']}/gate/001/report.md")
+    report = mlflow.artifacts.load_text(f"runs:/{decided.candidate_run_id}/gate/001/report.md")
     assert "slice carrier=WN" in report
 
 
@@ -266,12 +271,12 @@ def test_racing_promotions_judge_the_loser_against_the_winner_and_audit_every_mo
     first = make_champion(lab, "race", "shuffled")
     candidates = {register(lab, "race", "small"), register(lab, "race", "medium")}
     decisions = [gate(lab, "race", version) for version in sorted(candidates)]  # both against the same champion
-    assert [d["outcome"] for d in decisions] == ["promote", "promote"], [d["reasons"] for d in decisions]
+    assert [d.outcome for d in decisions] == ["promote", "promote"], [d.reasons for d in decisions]
 
     results: list[dict] = []
     start = threading.Barrier(2)
 
-    def run(gated: dict) -> None:
+    def run(gated: records.GateJudgement) -> None:
         start.wait()
         results.append(promote(lab, gated))
 

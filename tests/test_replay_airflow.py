@@ -47,9 +47,9 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from include.flights import inference, monitoring, pipeline
+from include.flights import inference, pipeline
 from include.flights.replay import Replay, ReplayConfig
-from include.mlops import registry, tracking
+from include.mlops import records, registry, tracking
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from mlops_airflow.pools import POOLS
@@ -115,7 +115,7 @@ def airflow_decisions(settings: Settings) -> dict[str, object]:
     """What the DAGs decided, as MLflow recorded it."""
     from mlflow import MlflowClient
 
-    experiment = tracking.connect(settings, monitoring.EXPERIMENT)
+    experiment = tracking.connect(settings, records.DRIFT_EXPERIMENT)
     client = MlflowClient()
     checks = sorted(
         client.search_runs([experiment], max_results=5000),

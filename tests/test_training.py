@@ -100,7 +100,7 @@ def test_the_split_leaves_the_last_week_to_the_gate(fresh: Settings) -> None:
 
 def test_same_inputs_and_seed_give_identical_metrics(fresh: Settings) -> None:
     prepared = training.prepare(fresh, WINDOW, "reproducible")
-    parent = tracking.start_run(fresh, "parent", training.run_tags(WINDOW, "test"))
+    parent = tracking.start_run(fresh, "parent", training.training_run(WINDOW, "test").tags())
     config = replace(FAST, family="hist_gradient_boosting")
     first = training.train_candidate(fresh, prepared, config, parent, {})
     second = training.train_candidate(fresh, prepared, config, parent, {})
@@ -134,7 +134,7 @@ def test_bad_training_data_fails_before_training_and_registers_nothing(
         for partition in (settings.lake_dir / "features" / change["drop_view"]).glob("*.parquet"):
             pd.read_parquet(partition).iloc[0:0].to_parquet(partition)
     window = change.get("window", WINDOW)
-    tags = training.run_tags(window, "test")
+    tags = training.training_run(window, "test").tags()
     parent = tracking.start_run(settings, "bad input", tags)
     with pytest.raises(training.TrainingDataError, match=message):
         try:
@@ -149,7 +149,7 @@ def test_bad_training_data_fails_before_training_and_registers_nothing(
 
 
 def test_close_fails_the_runs_that_died_attempts_left_open(fresh: Settings) -> None:
-    tags = training.run_tags(WINDOW, "test")
+    tags = training.training_run(WINDOW, "test").tags()
     parent = tracking.start_run(fresh, "training", tags)
     died = tracking.start_run(fresh, "hist_gradient_boosting", tags, parent_run_id=parent)  # its worker was killed
     retried = tracking.start_run(fresh, "hist_gradient_boosting", tags, parent_run_id=parent)

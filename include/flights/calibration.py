@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from include.flights import model, monitoring, training
 from include.mlops import data_quality
+from include.mlops.evaluation import Classifier, positive_probability
 from include.mlops.lake import Interval
 from include.mlops.monitoring import data_drift
 
@@ -187,12 +188,12 @@ def _training_sample(frame: pd.DataFrame, window: Interval, features: list[str])
     return training.reference_sample(rows, features, seed=0)
 
 
-def _predictor(frame: pd.DataFrame, features: list[str], start: datetime) -> object:
+def _predictor(frame: pd.DataFrame, features: list[str], start: datetime) -> Classifier:
     window = Interval(start, start + timedelta(days=TRAINING_DAYS))
     rows = _rows(frame, window)
     parts = training.split(rows[rows["label_at"] < window.end], window)
     return training.fit(model.ModelConfig(), parts.train, parts.validation, features).pipe
 
 
-def _scored(rows: pd.DataFrame, predictor: object, features: list[str]) -> pd.DataFrame:
-    return rows.assign(**{monitoring.PREDICTION: predictor.predict_proba(rows[features])[:, 1]})  # type: ignore[attr-defined]
+def _scored(rows: pd.DataFrame, predictor: Classifier, features: list[str]) -> pd.DataFrame:
+    return rows.assign(**{monitoring.PREDICTION: positive_probability(predictor, rows[features])})

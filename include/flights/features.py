@@ -69,6 +69,7 @@ DEPARTURE_KEYS = {"origin_departures": "origin", "carrier_departures": "carrier_
 DEPARTURE_WINDOW_HOURS = 2
 DEPARTURE_REACH = timedelta(hours=24)  # how far back a departure keeps its key's rows written
 STEP = timedelta(hours=1)  # the grid of the trailing statistics
+COVERAGE_VIEW = "weather"  # the view whose partitions say which hours have features
 DEPARTURE_FEATURES = [
     "n_departures_2h", "n_cancelled_2h", "mean_dep_delay_2h", "late_departure_share_2h",
     "n_waiting_2h", "waiting_share_2h", "mean_wait_2h",
@@ -113,6 +114,12 @@ def aircraft_features(planes: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def is_late(arr_delay: pd.Series, late_minutes: int) -> pd.Series:
+    """The label, as 0 or 1: a flight is late when it arrived `late_minutes` or more late, or
+    never arrived (cancelled or diverted)."""
+    return (arr_delay.isna() | (arr_delay >= late_minutes)).astype("int64")
+
+
 def operations_features(
     outcomes: pd.DataFrame, key: str, start: datetime, end: datetime, late_minutes: int
 ) -> pd.DataFrame:
@@ -128,7 +135,7 @@ def operations_features(
     arr_delay = outcomes["arr_delay"]
     measures = {
         "n": np.ones(len(outcomes)),
-        "late": (arr_delay.isna() | (arr_delay >= late_minutes)).to_numpy(dtype="float64"),
+        "late": is_late(arr_delay, late_minutes).to_numpy(dtype="float64"),
         "arrived": arr_delay.notna().to_numpy(dtype="float64"),
         "delay": arr_delay.fillna(0).to_numpy(),
     }

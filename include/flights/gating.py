@@ -24,18 +24,17 @@ if it passes that too.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.flights import features, model, pipeline
-from include.mlops import gate, registry, tracking
-from include.mlops.evaluation import relative_latency
+from include.mlops import gate, records, registry, tracking
+from include.mlops.evaluation import Classifier, positive_probability, relative_latency
 from include.mlops.gate import GateError
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings, rule_set
@@ -43,7 +42,6 @@ from include.mlops.settings import Settings, rule_set
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
-    from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ LATENCY_ROWS = 2000  # rows timed per repeat: enough to measure, few enough to r
 def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> gate.Rules:
     """Rules from a mapping, a YAML file, YAML text, or the project's default file."""
     try:
-        return gate.Rules.from_dict(rule_set(rules, DEFAULT_RULES))  # type: ignore[arg-type]
+        return gate.Rules.from_dict(rule_set(rules, DEFAULT_RULES))
     except FileNotFoundError as error:
         raise gate.RulesError(str(error)) from None
 
@@ -111,7 +109,7 @@ class Scorer:
     """A model version loaded for the gate: it scores the evaluation set, or says why it cannot."""
 
     name: str  # how messages name it: "candidate version 7 of flight_delay"
-    loaded: object
+    loaded: Classifier
     inputs: list[str]
     model_mb: float
 
@@ -123,7 +121,7 @@ class Scorer:
 
     def score(self, x: pd.DataFrame) -> np.ndarray:
         try:
-            return self.loaded.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
+            return positive_probability(self.loaded, x)
         except Exception as error:  # whatever the model raises, the gate names the model
             raise GateError(f"{self.name} could not score the evaluation set: {error}") from None
 
@@ -151,12 +149,10 @@ def evaluate_candidate(
     rules: gate.Rules | None = None,
     days: int = EVALUATION_DAYS,
     context: Mapping[str, str] | None = None,
-) -> dict[str, object]:
-    """Gate `version` of the settings' model against the champion as of `at`; record the judgement.
-
-    Returns what downstream tasks need: the outcome, the reasons, the versions compared and where
-    the report is. Raises `GateError`, after recording it, when the judgement cannot be made.
-    """
+) -> records.GateJudgement:
+    """Gate `version` of the settings' model against the champion as of `at`; record the judgement
+    and return it (the outcome, the reasons, the versions compared, where the report is). Raises
+    `GateError`, after recording it, when the judgement cannot be made."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -172,40 +168,45 @@ def evaluate_candidate(
     if champion == version:
         raise GateError(f"version {version} of {name} is already the champion")
     run = client.get_run(candidate.run_id)
-    result: dict[str, object] = {
-        "model": name,
-        "candidate_version": version,
-        "champion_version": champion,
-        "decided_at": at.isoformat(),  # the data's time: what had landed by then was judged
-        "judged_at": datetime.now(UTC).isoformat(timespec="seconds"),  # when the judgement was made
-        "candidate_run_id": candidate.run_id,
-        "model_version_url": settings.model_version_url(name, version),
-        **dict(context or {}),
-    }
+    number = records.GateJudgement.judgements(candidate) + 1
+    judgement = records.GateJudgement(
+        model=name,
+        candidate_version=version,
+        champion_version=champion,
+        outcome="error",
+        reasons=(),
+        decided_at=at,
+        judged_at=datetime.now(UTC).replace(microsecond=0),
+        judgement=number,
+        context=dict(context or {}),
+        candidate_run_id=candidate.run_id,
+        model_version_url=settings.model_version_url(name, version),
+    )
+    judgement = replace(
+        judgement, report_url=settings.run_url(run.info.experiment_id, candidate.run_id, judgement.report_path)
+    )
     seconds: dict[str, float] = {}
     try:
         started = time.perf_counter()
-        params = run.data.params
-        if "evaluation_start" not in params:
-            raise GateError(
-                f"version {version} of {name} does not record where its training data ends (evaluation_start)"
-            )
-        frame = evaluation_set(settings, at, datetime.fromisoformat(params["evaluation_start"]), days)
+        try:
+            trained = records.CandidateRun.read(run)
+        except records.RecordError as error:
+            raise GateError(f"version {version} of {name}: {error}") from None
+        frame = evaluation_set(settings, at, trained.evaluation_start, days)
         seconds["evaluation_set"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        new = _scorer(settings, name, version, candidate.source, "candidate")
+        new = _scorer(name, version, candidate.source, "candidate")
         old = None
         if champion is not None:
-            old = _scorer(settings, name, champion, client.get_model_version(name, str(champion)).source, "champion")
+            old = _scorer(name, champion, client.get_model_version(name, str(champion)).source, "champion")
         cand_p = new.score(new.input(frame))
         champ_p = old.score(old.input(frame)) if old else None
         facts = operational(new, old, frame, _unserved(settings, name, version, new.inputs))
         seconds["scoring"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        base_rate = float(params["train_positive_rate"]) if "train_positive_rate" in params else None
-        rows = evaluation_rows(frame, rules, float(params.get("threshold", 0.5)), base_rate)
+        rows = evaluation_rows(frame, rules, trained.threshold, trained.train_positive_rate)
         decision = gate.decide(
             rules,
             rows,
@@ -215,138 +216,89 @@ def evaluate_candidate(
         )
         seconds["deciding"] = time.perf_counter() - started
     except GateError as error:
-        _record(settings, client, run, result | {"outcome": "error", "reasons": [str(error)]}, rules, None, None)
+        failed = replace(judgement, reasons=(str(error),))
+        failed = replace(failed, report=report(failed, None))
+        failed.write(client, {"rules": rules.to_dict(), "decision": None, "operational": None})
         raise
 
     started = time.perf_counter()
-    result |= {
-        "outcome": decision.outcome,
-        "reasons": decision.reasons,
-        "not_checked": list(decision.not_checked),
-        "evaluation_window": frame.attrs["window"],
-        "evaluation_rows": len(frame),
-    }
-    result = _record(settings, client, run, result, rules, decision, facts)
+    judgement = replace(
+        judgement,
+        outcome=decision.outcome,
+        reasons=tuple(decision.reasons),
+        not_checked=tuple(decision.not_checked),
+        evaluation_window=frame.attrs["window"],
+        evaluation_rows=len(frame),
+        metrics=decision.metrics,
+    )
+    judgement = replace(judgement, report=report(judgement, decision))
+    judgement.write(client, {"rules": rules.to_dict(), "decision": decision.to_dict(), "operational": asdict(facts)})
     seconds["recording"] = time.perf_counter() - started
-    result["seconds"] = seconds
     log.info("Gate: %s version %s vs champion %s: %s %s", name, version, champion, decision.outcome, decision.reasons)
-    return result
-
-
-def _record(
-    settings: Settings,
-    client: MlflowClient,
-    run: object,
-    result: dict[str, object],
-    rules: gate.Rules,
-    decision: gate.Decision | None,
-    facts: gate.Operational | None,
-) -> dict[str, object]:
-    """Append a judgement to the candidate's run (`gate/<n>/`) and describe it in the version's tags."""
-    name, version = str(result["model"]), str(result["candidate_version"])
-    run_id = run.info.run_id  # type: ignore[attr-defined]
-    tags = client.get_model_version(name, version).tags
-    number = int(tags.get("gate.judgements", "0")) + 1
-    folder = f"gate/{number:03d}"
-    result = result | {
-        "judgement": number,
-        "report_url": settings.run_url(run.info.experiment_id, run_id, f"{folder}/report.md"),  # type: ignore[attr-defined]
-    }
-    record = result | {
-        "rules": rules.to_dict(),
-        "decision": decision.to_dict() if decision else None,
-        "operational": facts.__dict__ if facts else None,
-    }
-    client.log_text(run_id, json.dumps(record, indent=2, default=str), f"{folder}/decision.json")
-    written = report(result, decision)
-    client.log_text(run_id, written, f"{folder}/report.md")
-    champion = result["champion_version"]
-    latest = {
-        "gate.decision": str(result["outcome"]),
-        "gate.reasons": "; ".join(result["reasons"])[:5000] or "every check passed",  # type: ignore[arg-type]
-        "gate.champion_version": "none" if champion is None else str(champion),
-        "gate.evaluated_at": str(result["decided_at"]),
-        "gate.judged_at": str(result["judged_at"]),
-        "gate.evaluation_window": str(result.get("evaluation_window", "")),
-        # The figures it judged on the evaluation set: {"candidate": {...}, "champion": {...}}.
-        "gate.metrics": json.dumps(decision.metrics if decision else {}),
-        "gate.report": f"{folder}/report.md",
-        "gate.judgements": str(number),
-        **{f"gate.{key}": str(value) for key, value in result.items() if key.startswith("airflow.")},
-    }
-    for key, value in latest.items():
-        client.set_model_version_tag(name, version, key, value)
-    return result | {"report": written}  # what a person asked to approve the promotion reads
+    return replace(judgement, seconds=seconds)
 
 
 def promote(
     settings: Settings,
-    gated: Mapping[str, object],
+    gated: records.GateJudgement,
     at: datetime,
     rules: gate.Rules | None = None,
     context: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """Make the gated candidate the champion, if the gate passed it and the champion it was judged
     against is still the champion; otherwise judge it again against the new one, once."""
-    if gated["outcome"] not in ("promote", "first-model"):
-        raise ValueError(f"version {gated['candidate_version']} was not passed by the gate: it cannot be promoted")
-    name, version = settings.model_name, int(gated["candidate_version"])  # type: ignore[arg-type]
-    reason = f"promotion gate: {gated['outcome']} against {_versions(gated['champion_version'])}"
-    expected = gated["champion_version"]
+    if not gated.passed:
+        raise ValueError(f"version {gated.candidate_version} was not passed by the gate: it cannot be promoted")
+    name, version = settings.model_name, gated.candidate_version
     with registry.promotion_lock(settings, name):
         try:
-            move = registry.move_champion(settings, name, version, expected, "promote", reason, context)  # type: ignore[arg-type]
-            return {"promoted": True, "move": move.to_dict(), "gate": dict(gated)}
+            move = registry.move_champion(
+                settings, name, version, gated.champion_version, "promote", _reason(gated), context
+            )
+            return {"promoted": True, "move": move.to_dict(), "gate": gated.to_dict()}
         except registry.ChampionChangedError as error:
             log.warning("%s; evaluating version %s again against the new champion", error, version)
             aborted = str(error)
         regated = evaluate_candidate(settings, version, at, rules, context=context)
-        if regated["outcome"] == "reject":
-            return {"promoted": False, "aborted": aborted, "gate": regated}
-        reason = f"promotion gate: {regated['outcome']} against {_versions(regated['champion_version'])}"
+        if not regated.passed:
+            return {"promoted": False, "aborted": aborted, "gate": regated.to_dict()}
         move = registry.move_champion(
-            settings,
-            name,
-            version,
-            regated["champion_version"],
-            "promote",
-            reason,
-            context,  # type: ignore[arg-type]
+            settings, name, version, regated.champion_version, "promote", _reason(regated), context
         )
-        return {"promoted": True, "aborted": aborted, "move": move.to_dict(), "gate": regated}
+        return {"promoted": True, "aborted": aborted, "move": move.to_dict(), "gate": regated.to_dict()}
 
 
-def record_approval(settings: Settings, gated: Mapping[str, object], answer: Mapping[str, str]) -> None:
+def _reason(gated: records.GateJudgement) -> str:
+    return f"promotion gate: {gated.outcome} against {_versions(gated.champion_version)}"
+
+
+def record_approval(settings: Settings, gated: records.GateJudgement, answer: records.Answer) -> None:
     """Note on the candidate's version how the person asked to approve its promotion answered, when
-    it was not promoted for it (`approval.answer`, `approval.answered_by`, `approval.answered_at`; an
-    approved promotion carries the same in its audit entry)."""
+    it was not promoted for it (an approved promotion carries the same in its audit entry)."""
     from mlflow import MlflowClient
 
     tracking.connect(settings)
-    client = MlflowClient()
-    for key, value in answer.items():
-        client.set_model_version_tag(settings.model_name, str(gated["candidate_version"]), f"approval.{key}", value)
+    answer.write_on_version(MlflowClient(), settings.model_name, gated.candidate_version)
 
 
-def report(result: Mapping[str, object], decision: gate.Decision | None) -> str:
+def report(judgement: records.GateJudgement, decision: gate.Decision | None) -> str:
     """The judgement as Markdown, for a person reading it months later."""
     verdicts = {"promote": "PROMOTE", "first-model": "PROMOTE (first model)", "reject": "REJECT", "error": "ERROR"}
     lines = [
-        f"# Promotion gate: {result['model']} version {result['candidate_version']}",
+        f"# Promotion gate: {judgement.model} version {judgement.candidate_version}",
         "",
-        f"**Decision: {verdicts[str(result['outcome'])]}** (judgement {result['judgement']} of this version)",
+        f"**Decision: {verdicts[judgement.outcome]}** (judgement {judgement.judgement} of this version)",
         "",
-        f"- Compared with: {_versions(result['champion_version'])}",
+        f"- Compared with: {_versions(judgement.champion_version)}",
     ]
-    if "evaluation_window" in result:
-        days = Interval.from_key(str(result["evaluation_window"])).label
-        lines.append(f"- Evaluation set: {result['evaluation_rows']} labelled flights departing {days}")
-    judged, as_of = _when(str(result["judged_at"])), _when(str(result["decided_at"]))
-    lines.append(f"- Judged at: {judged}, on the data as of {as_of}")
-    if "airflow.run_id" in result:
-        lines.append(f"- Airflow: {result.get('airflow.dag_id')} / {result['airflow.run_id']}")
+    if judgement.evaluation_window:
+        days = Interval.from_key(judgement.evaluation_window).label
+        lines.append(f"- Evaluation set: {judgement.evaluation_rows} labelled flights departing {days}")
+    lines.append(f"- Judged at: {_when(judgement.judged_at)}, on the data as of {_when(judgement.decided_at)}")
+    if judgement.airflow_run_id:
+        lines.append(f"- Airflow: {judgement.airflow_dag_id} / {judgement.airflow_run_id}")
     if decision is None:
-        return "\n".join([*lines, "", "## Why no decision was made", "", *[f"- {r}" for r in result["reasons"]]]) + "\n"  # type: ignore[union-attr]
+        return "\n".join([*lines, "", "## Why no decision was made", "", *[f"- {r}" for r in judgement.reasons]]) + "\n"
     if decision.reasons:
         lines += ["", "## Why it was rejected", "", *[f"- {reason}" for reason in decision.reasons]]
     slices = [c for c in decision.checks if c.kind == "slice"]
@@ -368,7 +320,7 @@ def _row(check: gate.Check) -> str:
     )
 
 
-def _scorer(settings: Settings, name: str, version: int, source: str, role: str) -> Scorer:
+def _scorer(name: str, version: int, source: str, role: str) -> Scorer:
     loaded, inputs, model_mb = tracking.load_model(source)
     return Scorer(f"{role} version {version} of {name}", loaded, inputs, model_mb)
 
@@ -389,8 +341,8 @@ def _unserved(settings: Settings, name: str, version: int, inputs: list[str]) ->
     return [c for c in inputs if c not in served and c not in request]
 
 
-def _when(instant: str) -> str:
-    return f"{datetime.fromisoformat(instant):%Y-%m-%d %H:%M} UTC"
+def _when(instant: datetime) -> str:
+    return f"{instant:%Y-%m-%d %H:%M} UTC"
 
 
 def _versions(version: object) -> str:

@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING
 
 from include.flights import features, model, pipeline
 from include.mlops import registry, tracking
+from include.mlops.domain import NotFoundError
 from include.mlops.lake import Interval, Lake
+from include.mlops.registry import NoChampionError
 from include.mlops.settings import Settings
 from include.mlops.validation import DataValidationError
 
@@ -51,10 +53,6 @@ PREDICTIONS = "predictions"  # the lake zone of the predictions log; its table i
 PREDICTION = "prediction"  # the probability column
 SKEW = "skew"  # online-served rows: the features that differed from the offline store ("" if none)
 LOG_KEYS = ["flight_id", "event_timestamp", "sched_dep_at"]
-
-
-class NoChampionError(LookupError):
-    """No version of the model holds the alias `champion` yet."""
 
 
 def champion(settings: Settings, client: MlflowClient | None = None) -> tuple[int, str, str]:
@@ -187,12 +185,13 @@ def with_labels(settings: Settings, scored: pd.DataFrame, known_by: datetime) ->
     outcomes = Lake(settings.lake_dir).read("clean", "flight_outcomes", horizon, "outcome_at", ["flight_id"])
     if outcomes.empty:
         return scored.iloc[0:0].assign(**{model.LABEL: []})
-    late = outcomes["arr_delay"].isna() | (outcomes["arr_delay"] >= settings.late_minutes)
-    labels = outcomes[["flight_id"]].assign(**{model.LABEL: late.astype("int64")})
+    labels = outcomes[["flight_id"]].assign(
+        **{model.LABEL: features.is_late(outcomes["arr_delay"], settings.late_minutes)}
+    )
     return scored.merge(labels, on="flight_id", how="inner")
 
 
-class FlightNotFoundError(LookupError):
+class FlightNotFoundError(NotFoundError):
     """No flight with that identity is scheduled."""
 
 

@@ -30,37 +30,32 @@ and records the triggered run with `record_retrain`.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.flights import inference, model, training
-from include.mlops import data_quality, drift, registry, tracking
-from include.mlops.evaluation import binary_metrics
+from include.flights import inference, model
+from include.mlops import data_quality, drift, records, registry, tracking
+from include.mlops.evaluation import Classifier, binary_metrics, positive_probability
 from include.mlops.lake import Interval
 from include.mlops.monitoring import DriftConfig, DriftConfigError, DriftResult
-from include.mlops.settings import Settings, rule_set
+from include.mlops.settings import Settings, refuse_unknown, rule_set
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities import Run
-    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RULES = Path(__file__).with_name("drift_rules.yaml")
 DEFAULT_CALIBRATION = Path(__file__).with_name("drift_calibration.yaml")
-EXPERIMENT = "drift_monitoring"
 WINDOW_DAYS = 7
 SEASON = timedelta(weeks=52)  # the replay clock's cycle: the same weekdays a year before
 PREDICTION = inference.PREDICTION
-TRUE, FALSE = "true", "false"
 
 
 @dataclass(frozen=True)
@@ -109,10 +104,8 @@ def load_rules(rules: str | Path | Mapping[str, object] | None = None) -> Monito
         raise drift.DriftRulesError(f"drift {error}") from None
     if not isinstance(given, Mapping):
         raise drift.DriftRulesError(f"drift rules must be a mapping with 'report' and 'policy', got {given!r}")
-    rules = {**defaults, **given}  # type: ignore[dict-item]
-    unknown = set(rules) - {"report", "policy", "calibration"}
-    if unknown:
-        raise drift.DriftRulesError(f"unknown drift rule sections: {', '.join(sorted(unknown))}")
+    rules = {**defaults, **given}
+    refuse_unknown(rules, ("report", "policy", "calibration"), "drift rule sections", drift.DriftRulesError)
     try:
         report = DriftConfig.from_dict(rules.get("report") or {})
     except (DriftConfigError, TypeError) as error:
@@ -126,8 +119,11 @@ def load_calibration(calibration: str | Path | Mapping[str, object] | None = Non
         data = rule_set(calibration, DEFAULT_CALIBRATION)
     except FileNotFoundError as error:
         raise drift.DriftRulesError(f"drift calibration: {error}") from None
-    if not isinstance(data, Mapping) or set(data) - {"provenance", "drift", "data_quality"}:
-        raise drift.DriftRulesError("a drift calibration is a mapping of 'provenance', 'drift' and 'data_quality'")
+    if not isinstance(data, Mapping):
+        raise drift.DriftRulesError(
+            f"a drift calibration is a mapping of 'provenance', 'drift' and 'data_quality', got {data!r}"
+        )
+    refuse_unknown(data, ("provenance", "drift", "data_quality"), "drift calibration sections", drift.DriftRulesError)
     return Calibration(data.get("drift") or {}, data.get("data_quality") or {}, data.get("provenance") or {})
 
 
@@ -257,7 +253,6 @@ def check(
     Raises `inference.NoChampionError` when there is no champion to monitor.
     """
     from mlflow import MlflowClient
-    from mlflow.entities import Metric
 
     from include.mlops.monitoring import classification_quality
 
@@ -266,11 +261,14 @@ def check(
     rules = rules or load_rules()
     policy = rules.policy
     version, artifact, run_id = inference.champion(settings)
-    experiment_id = tracking.connect(settings, EXPERIMENT)
+    experiment_id = tracking.connect(settings, records.DRIFT_EXPERIMENT)
     client = MlflowClient()
     loaded, inputs, _ = tracking.load_model(artifact)
     champion_run = client.get_run(run_id)
-    threshold = float(champion_run.data.params.get("threshold", training.DEFAULT_THRESHOLD))
+    try:
+        threshold = records.CandidateRun.read(champion_run).threshold
+    except records.RecordError as error:
+        raise drift.DriftRulesError(f"the champion, version {version}, cannot be monitored: {error}") from None
 
     def logged(interval: Interval) -> pd.DataFrame:
         return _as_champion(inference.predictions(settings, interval), version, loaded, inputs)
@@ -292,43 +290,20 @@ def check(
         labelled,
         baseline,
         inputs,
-        importance(client, run_id),
+        importance(run_id),
         rules,
         report=True,
         baseline_window=first.key if first else "",
         recent=recent,
     )
-    runs = _history(client, experiment_id, settings.model_name, at, (context or {}).get("airflow.run_id"))
-    past = [_past(run) for run in runs]
-    judged = [v for v in client.search_model_versions(f"name = '{settings.model_name}'") if "gate.decision" in v.tags]
+    checks = _history(client, experiment_id, settings.model_name, at, dict(context or {}))
+    past = [earlier.past() for earlier in checks]
+    judged = judgements(client, settings.model_name)
     decision = drift.decide(
         policy, observation, drift.history(past, training_runs, serving_since, last_judged(judged, at))
     )
-    alert = drift.escalation(policy, decision, at, past, _retrains(settings, judged, runs, past))
+    alert = drift.escalation(policy, decision, at, past, _retrains(settings, judged, checks, past))
 
-    run = client.create_run(
-        experiment_id,
-        run_name=f"drift {settings.model_name} v{version} {at:%Y-%m-%d %H:%M}",
-        tags={
-            "drift.model": settings.model_name,
-            "drift.at": at.isoformat(),
-            "drift.action": decision.action,
-            "drift.condition": TRUE if decision.condition else FALSE,
-            "drift.champion_version": str(version),
-            "drift.window": window.key,
-            "drift.reference": source.key if source else "training",
-            "drift.drifted": ", ".join(decision.drifted_features)[:5000],
-            "drift.incidents": ", ".join(f"{f.column} {f.check}" for f in decision.incidents)[:5000],
-            "drift.not_judged": ", ".join(decision.not_judged)[:5000],
-            "drift.reasons": "; ".join(decision.reasons)[:5000],
-            "drift.held_by": ", ".join(training_runs.busy) if training_runs and decision.action == "hold" else "",
-            "drift.escalation": alert.message[:5000] if alert else "",
-            "drift.escalation_kind": alert.kind if alert else "",
-            "drift.escalated": alert.key if alert else "",
-            **tracking.code_version(),
-            **dict(context or {}),
-        },
-    ).info.run_id
     q = decision.quality
     realised = {}
     if len(labelled) and labelled[model.LABEL].nunique() == 2:  # reported whether or not quality is judged
@@ -343,11 +318,29 @@ def check(
         **{f"realised_{name}": value for name, value in realised.items() if name != "positive_rate"},
         **({f"baseline_{q.metric}": q.baseline, "quality_loss": q.loss} if q else {}),
         **({"quality_loss_low": q.low, "quality_loss_high": q.high} if q else {}),
-        **({f"drift_score.{c.column}": c.score for c in result.columns} if result else {}),
+        **({f"{records.DriftCheck.SCORE}{c.column}": c.score for c in result.columns} if result else {}),
     }
-    stamp = int(time.time() * 1000)
-    client.log_batch(run, metrics=[Metric(key, float(value), stamp, 0) for key, value in metrics.items()])
-    record = {
+    recorded = records.DriftCheck(
+        model=settings.model_name,
+        at=at,
+        action=decision.action,
+        condition=decision.condition,
+        champion_version=version,
+        window=window.key,
+        reference=source.key if source else "training",
+        drifted=tuple(decision.drifted_features),
+        incidents=tuple(f"{f.column} {f.check}" for f in decision.incidents),
+        not_judged=tuple(decision.not_judged),
+        reasons="; ".join(decision.reasons),
+        held_by=tuple(training_runs.busy) if training_runs and decision.action == "hold" else (),
+        escalation=alert.message if alert else "",
+        escalation_kind=alert.kind if alert else "",
+        escalated=alert.key if alert else "",
+        context=dict(context or {}),
+        code_version=tracking.code_version(),
+        metrics=metrics,
+    )
+    details = {
         "model": settings.model_name,
         "champion_version": version,
         "at": at.isoformat(),
@@ -357,27 +350,27 @@ def check(
         "rules": rules.to_dict(),
         "decision": decision.to_dict(),
         "escalation": {"kind": alert.kind, "message": alert.message} if alert else None,
-        "columns": [c.__dict__ | {"weight": observation.weights.get(c.column)} for c in result.columns]
+        "columns": [asdict(c) | {"weight": observation.weights.get(c.column)} for c in result.columns]
         if result
         else [],
         "sampled_rows": result.sampled_rows if result else None,
         **dict(context or {}),
     }
-    client.log_text(run, json.dumps(record, indent=2, default=str), "decision.json")
+    reports = {}
     if result and result.snapshot is not None:
-        client.log_text(run, result.snapshot.get_html_str(as_iframe=False), "drift/report.html")
-        client.log_text(run, result.snapshot.json(), "drift/report.json")
+        reports[records.DriftCheck.DRIFT_REPORT] = result.snapshot.get_html_str(as_iframe=False)
+        reports[records.DriftCheck.DRIFT_JSON] = result.snapshot.json()
     if len(labelled) and labelled[model.LABEL].nunique() == 2:
-        report = classification_quality(labelled, model.LABEL, PREDICTION)
-        client.log_text(run, report.get_html_str(as_iframe=False), "quality/report.html")
-        client.log_text(run, report.json(), "quality/report.json")
-    client.set_terminated(run, "FINISHED")
+        quality_report = classification_quality(labelled, model.LABEL, PREDICTION)
+        reports[records.DriftCheck.QUALITY_REPORT] = quality_report.get_html_str(as_iframe=False)
+        reports[records.DriftCheck.QUALITY_JSON] = quality_report.json()
+    run = recorded.write(client, experiment_id, details, reports)
 
     reason = f"drift_monitoring {at:%Y-%m-%d}: " + "; ".join(
         r for r in decision.reasons if r.startswith(("drift:", "quality loss:"))
     )
     has_report = bool(result and result.snapshot is not None)
-    report_url = settings.run_url(experiment_id, run, "drift/report.html") if has_report else None
+    report_url = settings.run_url(experiment_id, run, records.DriftCheck.DRIFT_REPORT) if has_report else None
     log.info("Drift check %s: %s (%s)", at.isoformat(), decision.action, "; ".join(decision.reasons))
     return {
         "model": settings.model_name,
@@ -391,7 +384,7 @@ def check(
         "drift_share": decision.drift_share,
         "incidents": [f.to_dict() for f in decision.incidents],
         "not_judged": dict(decision.not_judged),
-        "quality": record["decision"]["quality"],  # type: ignore[index]
+        "quality": asdict(decision.quality) if decision.quality else None,
         "realised": realised or None,
         "escalation": alert.message if alert else None,
         "escalation_kind": alert.kind if alert else None,
@@ -407,54 +400,47 @@ def check(
     }
 
 
-def training_reference(run: Run, loaded: object, inputs: list[str]) -> pd.DataFrame:
+def training_reference(run: Run, loaded: Classifier, inputs: list[str]) -> pd.DataFrame:
     """The champion's training-feature sample with the champion's predictions on it."""
-    from mlflow import MlflowClient
-
-    run_id = run.info.run_id
     try:
-        sample = MlflowClient().load_table(run.info.experiment_id, training.REFERENCE_ARTIFACT, run_ids=[run_id])
-    except Exception as error:  # MLflow raises a bare MlflowException when the table is missing
-        raise drift.DriftRulesError(
-            f"the champion's run {run_id} has no {training.REFERENCE_ARTIFACT}: it cannot be monitored ({error})"
-        ) from None
-    # Categorical columns were logged as text, missing values included.
-    sample = sample.replace({c: {"None": None, "nan": None} for c in model.CATEGORICAL})
+        sample = records.CandidateRun.reference(run, model.CATEGORICAL)
+    except records.RecordError as error:
+        raise drift.DriftRulesError(f"the champion cannot be monitored: {error}") from None
     x = model.model_input(sample, inputs)
-    return x.assign(**{PREDICTION: loaded.predict_proba(x)[:, 1]})  # type: ignore[attr-defined]
+    return x.assign(**{PREDICTION: positive_probability(loaded, x)})
 
 
-def importance(client: MlflowClient, run_id: str) -> dict[str, float] | None:
+def importance(run_id: str) -> dict[str, float] | None:
     """The champion's permutation importances, logged at training; None if its run has none."""
-    import mlflow
+    found = records.CandidateRun.importance(run_id)
+    if found is None:
+        log.warning("The champion's run %s has no importances: every input weighs the same", run_id)
+    return found
 
-    try:
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{training.IMPORTANCE_ARTIFACT}")
-    except Exception:  # MLflow raises a bare MlflowException (or OSError) when the artifact is missing
-        log.warning(
-            "The champion's run %s has no %s: every input weighs the same", run_id, training.IMPORTANCE_ARTIFACT
-        )
-        return None
+
+def judgements(client: MlflowClient, name: str) -> list[records.GateJudgement]:
+    """The latest judgement of each version of `name` the gate judged."""
+    found = (records.GateJudgement.latest(v) for v in client.search_model_versions(f"name = '{name}'"))
+    return [judgement for judgement in found if judgement is not None]
 
 
 def production_start(client: MlflowClient, name: str, version: int) -> datetime | None:
     """When the version started serving, on the data's clock: the time the gate passed it (its
     promotion follows in the same run), else the time the alias moved to it."""
-    tags = client.get_model_version(name, str(version)).tags
-    if tags.get("gate.decision") in ("promote", "first-model") and tags.get("gate.evaluated_at"):
-        return datetime.fromisoformat(tags["gate.evaluated_at"])
-    since = tags.get("champion_since")
-    return datetime.fromisoformat(since) if since else None
+    found = client.get_model_version(name, str(version))
+    judgement = records.GateJudgement.latest(found)
+    if judgement is not None and judgement.passed:
+        return judgement.decided_at
+    return records.Registration.read(found).champion_since
 
 
-def last_judged(judged: list[ModelVersion], at: datetime) -> datetime | None:
+def last_judged(judged: list[records.GateJudgement], at: datetime) -> datetime | None:
     """When the gate last judged one of the versions `judged`, up to `at` (data clock), whatever asked
     for it: a drift retrain, the weekly schedule or a person."""
-    times = [datetime.fromisoformat(v.tags["gate.evaluated_at"]) for v in judged if "gate.evaluated_at" in v.tags]
-    return max((when for when in times if when <= at), default=None)
+    return max((j.decided_at for j in judged if j.decided_at <= at), default=None)
 
 
-def _as_champion(current: pd.DataFrame, version: int, loaded: object, inputs: list[str]) -> pd.DataFrame:
+def _as_champion(current: pd.DataFrame, version: int, loaded: Classifier, inputs: list[str]) -> pd.DataFrame:
     """The rows as the champion sees them. Rows scored by an earlier champion are scored again by
     this one from the features the log kept, so that the prediction's drift and the realised quality
     are the champion's own; if the log lacks one of its inputs, those rows are left out."""
@@ -466,7 +452,7 @@ def _as_champion(current: pd.DataFrame, version: int, loaded: object, inputs: li
         return current[~stale].reset_index(drop=True)
     current = current.copy()
     x = model.model_input(current[stale], inputs)
-    current.loc[stale, PREDICTION] = loaded.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
+    current.loc[stale, PREDICTION] = positive_probability(loaded, x)
     log.info("Version %s scored again %d rows scored by earlier versions", version, stale.sum())
     return current
 
@@ -475,75 +461,61 @@ def record_retrain(settings: Settings, monitoring_run_id: str, training_run_id: 
     """Note on a check's run that it triggered the training run `training_run_id` (Airflow's run id)."""
     from mlflow import MlflowClient
 
-    tracking.connect(settings, EXPERIMENT)
-    MlflowClient().set_tag(monitoring_run_id, "drift.retrain_run_id", training_run_id)
+    tracking.connect(settings, records.DRIFT_EXPERIMENT)
+    records.DriftCheck.record_retrain(MlflowClient(), monitoring_run_id, training_run_id)
 
 
-def record_answer(settings: Settings, monitoring_run_id: str, answer: Mapping[str, str]) -> None:
-    """Note on a check's run how a person answered its escalation (`drift.answer`, `drift.answered_by`,
-    `drift.answered_at`, and for a mute `drift.muted_until`, which the next checks read back)."""
+def record_answer(settings: Settings, monitoring_run_id: str, answer: records.Answer) -> None:
+    """Note on a check's run how a person answered its escalation (a mute's end is read back by the
+    next checks)."""
     from mlflow import MlflowClient
-    from mlflow.entities import RunTag
 
-    tracking.connect(settings, EXPERIMENT)
-    MlflowClient().log_batch(monitoring_run_id, tags=[RunTag(f"drift.{key}", value) for key, value in answer.items()])
+    tracking.connect(settings, records.DRIFT_EXPERIMENT)
+    answer.write_on_check(MlflowClient(), monitoring_run_id)
 
 
-def _history(client: MlflowClient, experiment_id: str, name: str, at: datetime, run_id: str | None) -> list[Run]:
+def _history(
+    client: MlflowClient, experiment_id: str, name: str, at: datetime, context: Mapping[str, str]
+) -> list[records.DriftCheck]:
     """The checks of `name` before this one, oldest first: those up to `at`, other than the
     earlier tries of this Airflow run (a retry or a cleared task judges afresh)."""
-    runs = client.search_runs(
-        [experiment_id], filter_string=f"tags.`drift.model` = '{name}'", max_results=5000, order_by=["start_time ASC"]
-    )
-    earlier = [
-        run
-        for run in runs
-        if datetime.fromisoformat(run.data.tags["drift.at"]) <= at
-        and (run_id is None or run.data.tags.get("airflow.run_id") != run_id)
+    checks = [
+        records.DriftCheck.read(run) for run in records.search(client, experiment_id, records.DriftCheck.of_model(name))
     ]
-    return sorted(earlier, key=lambda run: datetime.fromisoformat(run.data.tags["drift.at"]))  # stable: start order
-
-
-def _past(run: Run) -> drift.PastCheck:
-    tags = run.data.tags
-    return drift.PastCheck(
-        at=datetime.fromisoformat(tags["drift.at"]),
-        action=tags.get("drift.action", "skip"),  # type: ignore[arg-type]
-        condition=tags.get("drift.condition") == TRUE,
-        asked_retrain=bool(tags.get("drift.retrain_run_id")),
-        escalated=tags.get("drift.escalated", ""),
-        muted_until=datetime.fromisoformat(tags["drift.muted_until"]) if tags.get("drift.muted_until") else None,
-    )
+    run_id = records.airflow_run_id(context)
+    earlier = [c for c in checks if c.at <= at and (run_id is None or records.airflow_run_id(c.context) != run_id)]
+    return sorted(earlier, key=lambda c: c.at)  # stable: start order
 
 
 def _retrains(
-    settings: Settings, judged: list[ModelVersion], runs: list[Run], past: list[drift.PastCheck]
+    settings: Settings,
+    judged: list[records.GateJudgement],
+    checks: list[records.DriftCheck],
+    past: list[drift.PastCheck],
 ) -> list[drift.Retrain]:
     """The retrains the monitor triggered, oldest first, with what the gate made of their candidates
-    (`judged`: the model's versions the gate judged)."""
-    triggers = [run for run in runs if run.data.tags.get("drift.retrain_run_id")]
+    (`judged`: the latest judgement of each version the gate judged)."""
+    triggers = [check for check in checks if check.retrain_run_id]
     if not triggers:
         return []
-    versions = {v.tags["gate.airflow.run_id"]: v for v in judged if "gate.airflow.run_id" in v.tags}
+    by_run = {records.airflow_run_id(j.context): j for j in judged if records.airflow_run_id(j.context)}
     promoted = {
         move.to_version
         for move in registry.audit_trail(settings, settings.model_name)
         if move.action == "promote" and move.status == "FINISHED"
     }
     retrains = []
-    for run in triggers:
-        triggered_at = datetime.fromisoformat(run.data.tags["drift.at"])
-        candidate = versions.get(run.data.tags["drift.retrain_run_id"])
+    for check in triggers:
+        candidate = by_run.get(check.retrain_run_id)
         if candidate is None:
-            retrains.append(drift.Retrain(triggered_at))  # still training, or its training failed
+            retrains.append(drift.Retrain(check.at))  # still training, or its training failed
             continue
-        outcome, number = candidate.tags["gate.decision"], int(candidate.version)
-        decided = datetime.fromisoformat(candidate.tags["gate.evaluated_at"])
+        outcome, number, decided = candidate.outcome, candidate.candidate_version, candidate.decided_at
         if outcome in ("reject", "error"):
-            retrains.append(drift.Retrain(triggered_at, outcome, number, decided))  # type: ignore[arg-type]
+            retrains.append(drift.Retrain(check.at, outcome, number, decided))
         elif number not in promoted:
-            retrains.append(drift.Retrain(triggered_at))  # passed the gate, not promoted (yet)
+            retrains.append(drift.Retrain(check.at))  # passed the gate, not promoted (yet)
         else:
-            judged = drift.judged_since(past, decided) + 1  # and this check
-            retrains.append(drift.Retrain(triggered_at, outcome, number, decided, judged))  # type: ignore[arg-type]
+            since = drift.judged_since(past, decided) + 1  # and this check
+            retrains.append(drift.Retrain(check.at, outcome, number, decided, since))
     return retrains

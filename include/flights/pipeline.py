@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.flights import features, schema
+from include.flights.domain import FEATURE_REPO
 from include.flights.source import FlightSource, default_source
 from include.mlops.lake import Interval, Lake, atomic_write
-from include.mlops.settings import FEATURE_REPO, Settings, SettingsError
+from include.mlops.settings import Settings, SettingsError
 from include.mlops.validation import DataValidationError, TableSchema, validate
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ def entity_frame(settings: Settings, window: Interval) -> pd.DataFrame:
     return (
         request_features(flights, settings)
         .assign(
-            is_late=(flights["arr_delay"].isna() | (flights["arr_delay"] >= settings.late_minutes)).astype("int64"),
+            is_late=features.is_late(flights["arr_delay"], settings.late_minutes),
             label_at=flights["outcome_at"],
         )
         .reset_index(drop=True)
@@ -307,7 +308,7 @@ def needed_days(first_prediction: datetime, end: datetime) -> Interval:
 
 def days_without_features(settings: Settings, window: Interval) -> list[str]:
     """The days of `feature_days(window)` that no feature partition covers."""
-    missing = Lake(settings.lake_dir).missing_days("features", "weather", feature_days(settings, window))
+    missing = Lake(settings.lake_dir).missing_days("features", features.COVERAGE_VIEW, feature_days(settings, window))
     return [day.start.date().isoformat() for day in missing]
 
 
@@ -332,10 +333,11 @@ def days_without_features_to_predict(settings: Settings, interval: Interval) -> 
     """The days of `needed_days` of the predictions made at the hours in (start, end] that no
     feature partition covers."""
     needed = needed_days(interval.start + features.STEP, interval.end)
-    return [day.start.date().isoformat() for day in Lake(settings.lake_dir).missing_days("features", "weather", needed)]
+    missing = Lake(settings.lake_dir).missing_days("features", features.COVERAGE_VIEW, needed)
+    return [day.start.date().isoformat() for day in missing]
 
 
-def features_built_after(settings: Settings, instant: datetime, view: str = "weather") -> bool:
+def features_built_after(settings: Settings, instant: datetime, view: str = features.COVERAGE_VIEW) -> bool:
     """Whether the offline store holds rows of the view from data after `instant` (a partition
     ending after it); once pushed, the online store then holds rows newer than `instant`."""
     return any(

@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING
 from include.flights import gating, inference, model, monitoring, pipeline, training
 from include.flights.clock import Clock
 from include.mlops import drift, gate
-from include.mlops.evaluation import binary_metrics, relative_latency
+from include.mlops.evaluation import Classifier, binary_metrics, positive_probability, relative_latency
 from include.mlops.lake import Interval, Lake
 from include.mlops.settings import Settings
 
@@ -161,7 +161,7 @@ class ReplayConfig:
 class Fit:
     """A model trained on a window, and what the DAGs record with it."""
 
-    pipe: object
+    pipe: Classifier
     evaluation_start: datetime
     base_rate: float
     importance: dict[str, float]
@@ -348,7 +348,7 @@ class Replay:
             assert self.frame is not None
             first = int(self.frame["sched_dep_at"].searchsorted(Interval.from_key(key).start))
             later = self.frame[self.features].iloc[first:]
-            self.scores[key] = (first, self.model_of(policy, number).pipe.predict_proba(later)[:, 1])  # type: ignore[attr-defined]
+            self.scores[key] = (first, positive_probability(self.model_of(policy, number).pipe, later))
         first, probabilities = self.scores[key]
         index = rows.index.to_numpy() - first
         if len(index) and index.min() < 0:
@@ -399,7 +399,7 @@ class Replay:
         for policy in POLICIES:
             started = time.perf_counter()
             state = self.state[policy]
-            scored = rows[["flight_id", "sched_dep_at", "label_at", "is_late"]].assign(
+            scored = rows[["flight_id", "sched_dep_at", "label_at", model.LABEL]].assign(
                 **{PREDICTION: self.predict(policy, state.champion, rows), "version": state.champion}
             )
             self.predictions[policy].append(scored)
@@ -542,7 +542,7 @@ class Replay:
         x = frame[self.features].head(gating.LATENCY_ROWS)
         ratio, seconds = relative_latency(
             lambda: new.predict_proba(x), lambda: old.predict_proba(x), gating.LATENCY_REPEATS
-        )  # type: ignore[attr-defined]
+        )
         return gate.Operational(size_mb, ratio, seconds * 1000 * 10_000 / len(x))
 
     # --- Checkpoints -----------------------------------------------------------------------------
@@ -597,6 +597,7 @@ class Replay:
         import pandas as pd
 
         weeks = self.config.weeks()
+        policies: dict[str, object] = {}
         result: dict[str, object] = {
             "config": self.config.to_dict(),
             "weeks": [w.start.date().isoformat() for w in weeks],
@@ -604,7 +605,7 @@ class Replay:
                 half: [w.start.date().isoformat() for w in weeks if self.config.half(w.start) == half]
                 for half in HALVES
             },
-            "policies": {},
+            "policies": policies,
             "shared_seconds": dict(self.shared_seconds),
         }
         for policy in POLICIES:
@@ -613,7 +614,7 @@ class Replay:
             weekly = []
             for week in weeks:
                 rows = scored[(scored["sched_dep_at"] >= week.start) & (scored["sched_dep_at"] < week.end)]
-                metrics = binary_metrics(rows["is_late"].to_numpy(), rows[PREDICTION].to_numpy(), 0.5)
+                metrics = binary_metrics(rows[model.LABEL].to_numpy(), rows[PREDICTION].to_numpy(), 0.5)
                 weekly.append(
                     {
                         "week": week.start.date().isoformat(),
@@ -629,7 +630,7 @@ class Replay:
             figures = {"year": self._figures(state, weekly, regret, missed, None)}
             for half in HALVES:
                 figures[half] = self._figures(state, weekly, regret, missed, half)
-            result["policies"][policy] = {  # type: ignore[index]
+            policies[policy] = {
                 "weekly": weekly,
                 **figures,
                 "regret": regret,
@@ -681,18 +682,19 @@ class Replay:
         if start + timedelta(days=7) > self.config.end:
             return None
         rows = self.rows(Interval(start, start + timedelta(days=7)))
-        if rows["is_late"].nunique() < 2:
+        if rows[model.LABEL].nunique() < 2:
             return None
-        y = rows["is_late"].to_numpy()
-        return tuple(binary_metrics(y, self.predict(policy, v, rows), 0.5)["roc_auc"] for v in (new, old))  # type: ignore[return-value]
+        y = rows[model.LABEL].to_numpy()
+        new_auc, old_auc = (binary_metrics(y, self.predict(policy, v, rows), 0.5)["roc_auc"] for v in (new, old))
+        return new_auc, old_auc
 
     def regret(self, policy: str) -> list[dict[str, object]]:
         """Every promotion judged on the week after it: was the new champion worse than the model it replaced?"""
         found = []
         for event in self.state[policy].events:
-            if event.kind != "promote" or event.replaced is None:
+            if event.kind != "promote" or event.version is None or event.replaced is None:
                 continue
-            auc = self._week_after(policy, event.at, event.version, event.replaced)  # type: ignore[arg-type]
+            auc = self._week_after(policy, event.at, event.version, event.replaced)
             if auc is None:
                 continue
             new, old = auc

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from include.mlops import tracking
+from include.mlops import records, tracking
 from include.mlops.settings import Settings
 
-EXPERIMENT = "replay"
 LABELS = {
     "loop": "loop (drift-triggered retraining, gated)",
     "gated": "gated weekly (weekly retraining, gated)",
@@ -193,13 +192,13 @@ def log_to_mlflow(settings: Settings, summary: Mapping[str, object], folder: Pat
     """One run of the experiment `replay`: the configuration, each policy's figures, the report."""
     from mlflow import MlflowClient
 
-    experiment_id = tracking.connect(settings, EXPERIMENT)
+    experiment_id = tracking.connect(settings, records.REPLAY_EXPERIMENT)
     client = MlflowClient()
     config = summary["config"]  # type: ignore[index]
     run = client.create_run(
         experiment_id,
         run_name=f"replay {config['start'][:10]} to {config['end'][:10]}",  # type: ignore[index]
-        tags=tracking.code_version(),
+        tags={records.CODE_VERSION: tracking.code_version()},
     )
     run_id = run.info.run_id
     for key, value in config.items():  # type: ignore[union-attr]

@@ -12,6 +12,9 @@ A training run is one parent MLflow run with one nested run per searched configu
    drifted features by).
 3. `register_best`: the best candidate on validation ROC AUC becomes a model version, with
    its Feast feature service `<model>_v<version>`.
+
+What each run records is `include.mlops.records`' `TrainingRun` (tags) and `CandidateRun` (params
+and artifacts).
 4. `close`: whatever is still open once training is over failed: the parent, when a step after
    `prepare` failed for good, and the nested run of any attempt that died with its task (its
    worker killed, or the tracking server gone before the run could be marked).
@@ -22,19 +25,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
 
 from include.flights import model, pipeline
-from include.mlops import tracking
-from include.mlops.evaluation import Evaluation, evaluate
+from include.mlops import records, tracking
+from include.mlops.evaluation import Classifier, Evaluation, evaluate
 from include.mlops.feature_store import load_store
 from include.mlops.lake import Interval
 from include.mlops.settings import Settings
 from include.mlops.validation import DataValidationError
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     import numpy as np
     import pandas as pd
 
@@ -49,8 +51,6 @@ IMPORTANCE_ROWS = 2000  # enough to rank the inputs; each one costs two predicti
 # chose a candidate judges it.
 VALIDATION_DAYS = 3
 EVALUATION_DAYS = 7
-IMPORTANCE_ARTIFACT = "importance.json"
-REFERENCE_ARTIFACT = "reference/training_features.json"
 
 
 class TrainingDataError(ValueError):
@@ -158,7 +158,7 @@ def split(
 class Fitted:
     """A fitted candidate and how it did on its validation split."""
 
-    pipe: object  # the scikit-learn Pipeline
+    pipe: Classifier  # the scikit-learn Pipeline
     evaluation: Evaluation
     probabilities: np.ndarray  # on the validation rows
     fit_seconds: float
@@ -199,6 +199,16 @@ def importance(pipe: object, validation: pd.DataFrame, features: list[str], seed
     return {name: float(value) for name, value in zip(features, found.importances_mean, strict=True)}
 
 
+class Trained(TypedDict):
+    """A trained candidate, as the training task hands it to registration."""
+
+    run_id: str
+    run_url: str
+    config: dict[str, object]
+    metrics: dict[str, float]  # on validation
+    model_uri: str
+
+
 def train_candidate(
     settings: Settings,
     prepared: Prepared,
@@ -206,7 +216,7 @@ def train_candidate(
     parent_run_id: str,
     tags: dict[str, str],
     threshold: float = DEFAULT_THRESHOLD,
-) -> dict[str, object]:
+) -> Trained:
     """Fit and evaluate one configuration in a nested MLflow run; return its run id and metrics."""
     import mlflow
     import pandas as pd
@@ -215,12 +225,12 @@ def train_candidate(
     try:
         with mlflow.start_run(run_id=run_id):
             train, validation = pd.read_parquet(prepared.train_path), pd.read_parquet(prepared.validation_path)
-            result = _fit_and_log(prepared, config, train, validation, threshold)
+            metrics, model_uri = _fit_and_log(prepared, config, train, validation, threshold)
     except Exception as error:
         tracking.fail_run(run_id, error)
         raise
     run_url = settings.run_url(tracking.connect(settings), run_id)
-    return {"run_id": run_id, "run_url": run_url, "config": asdict(config), **result}
+    return Trained(run_id=run_id, run_url=run_url, config=asdict(config), metrics=metrics, model_uri=model_uri)
 
 
 def _fit_and_log(
@@ -229,41 +239,39 @@ def _fit_and_log(
     train: pd.DataFrame,
     validation: pd.DataFrame,
     threshold: float,
-) -> dict[str, object]:
+) -> tuple[dict[str, float], str]:
+    """Fit, evaluate and log one configuration in the active run; its validation metrics and model URI."""
     import mlflow
     import pandas as pd
     from mlflow.models import infer_signature
 
-    mlflow.log_params(
-        config.params()
-        | {
-            "threshold": threshold,
-            "train_rows": len(train),
-            "validation_rows": len(validation),
-            "validation_cutoff": prepared.cutoff,
-            "evaluation_start": prepared.evaluation_start,
-            "train_positive_rate": float(train[model.LABEL].mean()),
-        }
-    )
+    records.CandidateRun(
+        config=config.params(),
+        threshold=threshold,
+        train_rows=len(train),
+        validation_rows=len(validation),
+        validation_cutoff=datetime.fromisoformat(prepared.cutoff),
+        evaluation_start=datetime.fromisoformat(prepared.evaluation_start),
+        train_positive_rate=float(train[model.LABEL].mean()),
+    ).write()
     tracking.log_dataset(train, "training", prepared.train_path, "training", model.LABEL)
     tracking.log_dataset(validation, "validation", prepared.validation_path, "validation", model.LABEL)
 
     fitted = fit(config, train, validation, prepared.features, threshold)
     pipe, evaluation = fitted.pipe, fitted.evaluation
     mlflow.log_metrics(evaluation.flat() | {"fit_seconds": fitted.fit_seconds})
-    mlflow.log_dict(
-        {"threshold": threshold, "overall": evaluation.overall, "slices": evaluation.slices}, "evaluation.json"
-    )
-
     importances = importance(pipe, validation, prepared.features, config.seed)
-    mlflow.log_dict(importances, IMPORTANCE_ARTIFACT)
+    records.CandidateRun.log_details(
+        {"threshold": threshold, "overall": evaluation.overall, "slices": evaluation.slices},
+        importances,
+        reference_sample(train, prepared.features, config.seed),
+        model.CATEGORICAL,
+    )
     tracking.log_figures(
         tracking.evaluation_figures(
             validation[model.LABEL].to_numpy(), fitted.probabilities, threshold, pd.Series(importances)
         )
     )
-    reference = reference_sample(train, prepared.features, config.seed)
-    mlflow.log_table(reference.assign(**{c: reference[c].astype(str) for c in model.CATEGORICAL}), REFERENCE_ARTIFACT)
     example = validation[prepared.features].head(5)
     logged = mlflow.sklearn.log_model(
         pipe,
@@ -274,21 +282,23 @@ def _fit_and_log(
         skops_trusted_types=model.SKOPS_TRUSTED_TYPES,
         pip_requirements=model.requirements(),  # inferring them imports the model in a subprocess
     )
-    return {"metrics": evaluation.overall, "model_uri": logged.model_uri}
+    return evaluation.overall, logged.model_uri
 
 
-def best(candidates: list[dict[str, object]], metric: str = "roc_auc") -> dict[str, object]:
+def best(candidates: list[Trained], metric: str = "roc_auc") -> Trained:
     """The candidate with the highest validation `metric` (the first one on a tie)."""
     if not candidates:
         raise ValueError("no candidate was trained")
-    return max(candidates, key=lambda c: (c["metrics"][metric], -candidates.index(c)))  # type: ignore[index]
+    return max(candidates, key=lambda c: (c["metrics"][metric], -candidates.index(c)))
 
 
-def register_version(settings: Settings, model_uri: str) -> tuple[int, str]:
+def register_version(
+    settings: Settings, model_uri: str, runs: tuple[str, ...] = (), parent_run_id: str = ""
+) -> tuple[int, str]:
     """Register a logged model as the next version of the settings' model, with the Feast feature
-    service `<model>_v<version>` that serves its features, named on the version by the tag
-    `feast.feature_service` (what Feast's MLflow integration resolves); return the version and the
-    service."""
+    service `<model>_v<version>` that serves its features, named on the version (and on its training
+    `runs`) as `records.Registration` says, which is what Feast's MLflow integration resolves; return
+    the version and the service."""
     from mlflow import MlflowClient
 
     from include.feature_repo import definitions
@@ -304,21 +314,19 @@ def register_version(settings: Settings, model_uri: str) -> tuple[int, str]:
         [store.get_feature_view(view.name) for view in definitions.FEATURE_VIEWS],
         description=f"features of {settings.model_name} version {version}",
     )
-    MlflowClient().set_model_version_tag(settings.model_name, str(version), "feast.feature_service", service.name)
+    registration = records.Registration(settings.model_name, version, service.name, parent_run_id)
+    registration.write(MlflowClient(), runs)
     return version, service.name
 
 
-def register_best(settings: Settings, candidates: list[dict[str, object]], parent_run_id: str) -> dict[str, object]:
+def register_best(settings: Settings, candidates: list[Trained], parent_run_id: str) -> dict[str, object]:
     """Register the best candidate as a model version and create its Feast feature service."""
     from mlflow import MlflowClient
 
     chosen = best(candidates)
-    version, service = register_version(settings, str(chosen["model_uri"]))
-    client = MlflowClient()
-    for run_id in (str(chosen["run_id"]), parent_run_id):
-        client.set_tag(run_id, "feast.feature_service", service)
-    client.set_model_version_tag(settings.model_name, str(version), "parent_run_id", parent_run_id)
-    client.log_metric(parent_run_id, "best_roc_auc", chosen["metrics"]["roc_auc"])  # type: ignore[index]
+    runs = (chosen["run_id"], parent_run_id)
+    version, service = register_version(settings, chosen["model_uri"], runs, parent_run_id)
+    MlflowClient().log_metric(parent_run_id, "best_roc_auc", chosen["metrics"]["roc_auc"])
     log.info("Registered %s version %s from run %s", settings.model_name, version, chosen["run_id"])
     return {
         "model": settings.model_name,
@@ -340,10 +348,7 @@ def close(settings: Settings, parent_run_id: str) -> list[str]:
     tracking.connect(settings)
     client = MlflowClient()
     parent = client.get_run(parent_run_id)
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
-    )
+    children = records.search(client, parent.info.experiment_id, records.open_children(parent_run_id))
     closed = []
     for child in children:
         tracking.fail_run(child.info.run_id, "its task attempt died before the run ended; a retry trained again")
@@ -356,15 +361,9 @@ def close(settings: Settings, parent_run_id: str) -> list[str]:
     return closed
 
 
-def run_tags(window: Interval, reason: str, airflow: dict[str, str] | None = None) -> dict[str, str]:
-    """The tags every training run carries: trigger reason, window, code version and who ran it."""
-    return {
-        **tracking.code_version(),
-        "trigger_reason": reason,
-        "training_window.start": window.start.isoformat(),
-        "training_window.end": window.end.isoformat(),
-        **(airflow or {"airflow.dag_id": "-", "airflow.run_id": "-", "airflow.try_number": "-"}),
-    }
+def training_run(window: Interval, reason: str, context: dict[str, str] | None = None) -> records.TrainingRun:
+    """What every training run records of itself: trigger reason, window, code version, who ran it."""
+    return records.TrainingRun(reason, window.start, window.end, context or {}, tracking.code_version())
 
 
 def train(
@@ -376,7 +375,7 @@ def train(
     airflow: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """A whole training run in one process (what the DAG does across tasks)."""
-    tags = run_tags(window, reason, airflow)
+    tags = training_run(window, reason, airflow).tags()
     parent = tracking.start_run(settings, f"training {window.key}", tags)
     try:
         prepared = prepare(settings, window, parent)

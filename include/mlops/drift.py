@@ -39,14 +39,17 @@ refresh is not a condition: nothing is wrong, so a refresh the gate rejects call
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from include.mlops.data_quality import Finding
+from include.mlops.settings import build
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from include.mlops.gate import Judged
 
 Action = Literal["skip", "no_drift", "retrain", "hold", "incident"]
 Reference = Literal["production", "training", "seasonal"]
@@ -110,13 +113,7 @@ class DriftRules:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> DriftRules:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise DriftRulesError(f"unknown drift rules: {', '.join(sorted(unknown))}")
-        try:
-            return cls(**data)  # type: ignore[arg-type]
-        except TypeError as error:
-            raise DriftRulesError(str(error)) from None
+        return build(cls, data, "drift policy", DriftRulesError)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -253,7 +250,7 @@ class Retrain:
     """A retrain the monitor asked for, and what became of its candidate."""
 
     triggered_at: datetime
-    outcome: Literal["pending", "reject", "error", "promote", "first-model"] = "pending"
+    outcome: Literal["pending"] | Judged = "pending"
     version: int | None = None
     decided_at: datetime | None = None
     checks_since_promotion: int = 0

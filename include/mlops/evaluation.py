@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
 
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "precision", "recall", "positive_rate")
 HIGHER_IS_BETTER = {
@@ -19,6 +20,17 @@ HIGHER_IS_BETTER = {
     "log_loss": False,
     "brier": False,
 }
+
+
+class Classifier(Protocol):
+    """A fitted binary classifier, as scikit-learn's: `predict_proba` gives both classes' probabilities."""
+
+    def predict_proba(self, x: Any) -> np.ndarray: ...
+
+
+def positive_probability(model: Classifier, x: Any) -> np.ndarray:
+    """The probability of the positive class for each row of `x`."""
+    return model.predict_proba(x)[:, 1]
 
 
 def improvement(metric: str, new: float, old: float) -> float:

@@ -23,7 +23,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING
 
-from include.mlops.settings import FEATURE_REPO, Settings
+from include.mlops.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,10 +31,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILES = {
-    "embedded": FEATURE_REPO / "feature_store.yaml",
-    "production": FEATURE_REPO / "feature_store.production.yaml",
-}
+CONFIG_FILES = {"embedded": "feature_store.yaml", "production": "feature_store.production.yaml"}
+
+
+def config_file(settings: Settings) -> Path:
+    """The Feast configuration of the settings' profile, in the domain's feature repository."""
+    return settings.feature_repo / CONFIG_FILES[settings.profile]
 
 
 def load_store(settings: Settings) -> FeatureStore:
@@ -42,7 +44,7 @@ def load_store(settings: Settings) -> FeatureStore:
     import yaml
     from feast import FeatureStore, RepoConfig
 
-    text = CONFIG_FILES[settings.profile].read_text()
+    text = config_file(settings).read_text()
     values = {
         "MLOPS_FEAST_REGISTRY_URL": settings.feast_registry_url or "",
         "MLOPS_FEAST_REDIS": settings.feast_redis or "",
@@ -66,7 +68,7 @@ def definitions_fingerprint(settings: Settings, sources: Sequence[Path]) -> str:
     digest = hashlib.sha256()
     parts = [path.read_bytes() for path in sources] + [
         version("feast").encode(),
-        CONFIG_FILES[settings.profile].read_bytes(),
+        config_file(settings).read_bytes(),
         str(Path(settings.state_dir).resolve()).encode(),
         (settings.feast_registry_url or "").encode(),
     ]

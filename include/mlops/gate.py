@@ -43,15 +43,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from include.mlops import bootstrap
 from include.mlops.evaluation import HIGHER_IS_BETTER, binary_metrics, improvement
+from include.mlops.settings import build, refuse_unknown
 
 if TYPE_CHECKING:
     import numpy as np
 
 Outcome = Literal["promote", "reject", "first-model"]
+T = TypeVar("T")
+Judged = Literal["promote", "reject", "first-model", "error"]  # a judgement's: error when none could be made
 
 
 class RulesError(ValueError):
@@ -113,7 +116,7 @@ class SignificanceRule:
 @dataclass(frozen=True)
 class SliceRule:
     metric: str = "roc_auc"
-    columns: tuple[str, ...] = ("origin", "carrier", "dest")
+    columns: tuple[str, ...] = ()  # the domain's slice columns, named by its rule set
     min_support: int = 100
     min_class_rows: int = 10
     tolerance: float = 0.03
@@ -152,9 +155,7 @@ class Rules:
         """Rules from plain data (YAML, JSON, a Param); unknown or malformed entries are errors."""
         if not isinstance(data, Mapping):
             raise RulesError(f"a rule set is a mapping, got {type(data).__name__}")
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise RulesError(f"unknown rule kinds: {', '.join(sorted(unknown))}")
+        refuse_unknown(data, (f.name for f in fields(cls)), "rule kinds", RulesError)
 
         def one(kind: type, name: str):  # -> an instance of `kind`, or None when the rule is absent
             return _build(kind, data[name], name) if data.get(name) is not None else None
@@ -505,13 +506,5 @@ def _entries(data: Mapping[str, object], kind: str) -> Sequence[Mapping[str, obj
     return entries
 
 
-def _build(kind: type, entry: object, name: str):  # -> an instance of `kind`, one of the rule dataclasses
-    if not isinstance(entry, Mapping):
-        raise RulesError(f"a {name} rule is a mapping, got {entry!r}")
-    unknown = set(entry) - {f.name for f in fields(kind)}
-    if unknown:
-        raise RulesError(f"{name} rule: unknown fields {', '.join(sorted(unknown))}")
-    try:
-        return kind(**entry)
-    except TypeError as error:
-        raise RulesError(f"{name} rule {dict(entry)}: {error}") from None
+def _build(kind: type[T], entry: object, name: str) -> T:
+    return build(kind, entry, f"{name} rule", RulesError)

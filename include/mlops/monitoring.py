@@ -20,8 +20,10 @@ thresholds include that sampling noise; `bench/drift.py` measures it per sample 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
+
+from include.mlops.settings import build
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,10 +48,7 @@ class DriftConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> DriftConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise DriftConfigError(f"unknown drift report settings: {', '.join(sorted(unknown))}")
-        return cls(**data)  # type: ignore[arg-type]
+        return build(cls, data, "drift report", DriftConfigError)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -99,8 +98,7 @@ def data_drift(
     `report=False` leaves the report (its HTML and JSON) out, with the same verdicts, about 50 times
     faster: what a replay of a whole year's daily checks needs.
     """
-    from evidently.legacy.calculations.stattests import get_stattest
-    from evidently.legacy.core import ColumnType
+    from include.mlops.compat.evidently import drift_test
 
     config = config or DriftConfig()
     numeric = [c for c in numeric if c not in config.ignore]
@@ -128,11 +126,9 @@ def data_drift(
     verdicts = []
     for column in columns:
         (method, threshold), is_numeric = methods[column], column in numeric
-        kind = ColumnType.Numerical if is_numeric else ColumnType.Categorical
         ref, cur = (_clean(frame[column], is_numeric) for frame in (frames[1], frames[0]))
-        test = get_stattest(ref, cur, kind, method)
-        result = test(ref, cur, kind, threshold)
-        verdicts.append(ColumnDrift(column, method, threshold, float(result.drift_score), bool(result.drifted)))
+        score, drifted = drift_test(ref, cur, is_numeric, method)(threshold)
+        verdicts.append(ColumnDrift(column, method, threshold, score, drifted))
     return DriftResult(
         columns=verdicts,
         current_rows=len(current),

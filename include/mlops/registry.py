@@ -22,11 +22,12 @@ import fcntl
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from include.mlops import tracking
+from include.mlops import records, tracking
+from include.mlops.records import AuditEntry
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -36,40 +37,15 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 PREVIOUS = "previous_champion"
-AUDIT_EXPERIMENT = "registry_audit"
 Action = Literal["promote", "rollback"]
+
+
+class NoChampionError(LookupError):
+    """No version of the model holds the alias `champion` yet."""
 
 
 class ChampionChangedError(RuntimeError):
     """The champion moved between the evaluation and the promotion; nothing was changed."""
-
-
-@dataclass(frozen=True)
-class AliasMove:
-    model: str
-    action: str
-    from_version: int | None
-    to_version: int
-    reason: str
-    at: str
-    status: str  # FINISHED: the alias moved; FAILED: it did not (see error)
-    context: dict[str, str]
-    error: str = ""
-    entry_url: str = ""  # the audit entry in MLflow's UI
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "model": self.model,
-            "action": self.action,
-            "from_version": self.from_version,
-            "to_version": self.to_version,
-            "reason": self.reason,
-            "at": self.at,
-            "status": self.status,
-            "error": self.error,
-            "entry_url": self.entry_url,
-            **self.context,
-        }
 
 
 def aliased(client: MlflowClient, model: str, alias: str) -> ModelVersion | None:
@@ -120,7 +96,7 @@ def move_champion(
     action: Action,
     reason: str,
     context: Mapping[str, str] | None = None,
-) -> AliasMove:
+) -> AuditEntry:
     """Point `champion` at `to_version` if it still points at `expected`; audit the move."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -142,35 +118,26 @@ def move_champion(
             )
         if current == to_version:
             raise ValueError(f"version {to_version} of {model} is already the champion")
-        at = datetime.now(UTC).isoformat()
-        experiment = tracking.connect(settings, AUDIT_EXPERIMENT)
-        entry = _open_entry(client, experiment, model, action, current, to_version, reason, at, dict(context or {}))
+        move = AuditEntry(
+            model, action, current, to_version, reason, datetime.now(UTC).isoformat(), "FAILED", context or {}
+        )
+        experiment = tracking.connect(settings, records.AUDIT_EXPERIMENT)
+        entry = move.open(client, experiment)
         try:
             if current is not None:
                 client.set_registered_model_alias(model, PREVIOUS, str(current))
             client.set_registered_model_alias(model, CHAMPION, str(to_version))
-            client.set_model_version_tag(model, str(to_version), "champion_since", at)
+            records.Registration(model, to_version, champion_since=datetime.fromisoformat(move.at)).write(client)
         except Exception as error:
             tracking.fail_run(entry, error)
             raise
         client.set_terminated(entry, status="FINISHED")
-    return AliasMove(
-        model,
-        action,
-        current,
-        to_version,
-        reason,
-        at,
-        "FINISHED",
-        dict(context or {}),
-        "",
-        settings.run_url(experiment, entry),
-    )
+    return replace(move, status="FINISHED", entry_url=settings.run_url(experiment, entry))
 
 
 def rollback(
     settings: Settings, model: str, to_version: int | None, reason: str, context: Mapping[str, str] | None = None
-) -> AliasMove:
+) -> AuditEntry:
     """Move the champion back to `to_version` (default: the previous champion), audited."""
     from mlflow import MlflowClient
 
@@ -185,63 +152,14 @@ def rollback(
     return move_champion(settings, model, target, current, "rollback", reason, context)
 
 
-def audit_trail(settings: Settings, model: str) -> list[AliasMove]:
+def audit_trail(settings: Settings, model: str) -> list[AuditEntry]:
     """Every recorded alias move of `model`, oldest first."""
     from mlflow import MlflowClient
 
-    experiment = tracking.connect(settings, AUDIT_EXPERIMENT)
-    runs = MlflowClient().search_runs(
-        [experiment],
-        filter_string=f"params.model = '{model}'",
-        order_by=["attributes.start_time ASC"],
-        max_results=5000,
-    )
-    moves = []
-    for run in runs:
-        params, tags = run.data.params, run.data.tags
-        context = {key: value for key, value in params.items() if key.startswith("airflow.")}
-        moves.append(
-            AliasMove(
-                model=params["model"],
-                action=params["action"],
-                from_version=int(params["from_version"]) if params["from_version"] != "none" else None,
-                to_version=int(params["to_version"]),
-                reason=params["reason"],
-                at=params["at"],
-                status=run.info.status,
-                context=context,
-                error=tags.get("error", ""),
-                entry_url=settings.run_url(experiment, run.info.run_id),
-            )
-        )
+    experiment = tracking.connect(settings, records.AUDIT_EXPERIMENT)
+    runs = records.search(MlflowClient(), experiment, AuditEntry.of_model(model))
+    moves = [AuditEntry.read(run, settings.run_url(experiment, run.info.run_id)) for run in runs]
     return sorted(moves, key=lambda move: move.at)
-
-
-def _open_entry(
-    client: MlflowClient,
-    experiment: str,
-    model: str,
-    action: str,
-    current: int | None,
-    to_version: int,
-    reason: str,
-    at: str,
-    context: dict[str, str],
-) -> str:
-    run = client.create_run(experiment, run_name=f"{action} {model} {_name(current)} -> v{to_version}")
-    params = {
-        "model": model,
-        "action": action,
-        "from_version": "none" if current is None else str(current),
-        "to_version": str(to_version),
-        "reason": reason[:6000],
-        "at": at,
-        **context,
-    }
-    from mlflow.entities import Param
-
-    client.log_batch(run.info.run_id, params=[Param(key, str(value)) for key, value in params.items()])
-    return run.info.run_id
 
 
 def _name(version: int | None) -> str:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+if TYPE_CHECKING:
+    from include.mlops.domain import Domain
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FEATURE_REPO = PROJECT_ROOT / "include" / "feature_repo"
+DEFAULT_DOMAIN = "include.flights.domain"  # the project's own model; see include.mlops.domain
 MLFLOW_ML_WORKFLOW = "workflowType=machine_learning"  # the query MLflow's UI reads its workflow from
 
 Profile = Literal["embedded", "production"]
+T = TypeVar("T")
 
 DEFAULT_STATE_DIR = PROJECT_ROOT / "state"
 DEFAULT_PREDICTION_LEAD = timedelta(hours=2)
@@ -22,7 +26,7 @@ DEFAULT_MAX_REJECT_RATE = 0.05
 DEFAULT_HISTORY = timedelta(days=7)
 
 
-def rule_set(rules: str | Path | Mapping[str, object] | None, default: Path) -> object:
+def rule_set(rules: str | Path | Mapping[str, object] | None, default: Path) -> Any:
     """A rule set as data: a mapping as it is, a YAML file (a path, or a string ending in .yaml or
     .yml), YAML text, or the `default` file. A missing file raises FileNotFoundError naming it."""
     import yaml
@@ -39,8 +43,33 @@ def rule_set(rules: str | Path | Mapping[str, object] | None, default: Path) -> 
     return rules
 
 
+def refuse_unknown(data: Mapping[str, object], known: Iterable[str], what: str, error: type[Exception]) -> None:
+    """Raise `error` naming the keys of `data` that are not `known` ("unknown <what>: ...")."""
+    unknown = set(data) - set(known)
+    if unknown:
+        raise error(f"unknown {what}: {', '.join(sorted(unknown))}")
+
+
+def build(kind: type[T], data: object, what: str, error: type[Exception]) -> T:
+    """An instance of the dataclass `kind` from plain data (YAML, JSON, a Param): a mapping of its
+    fields. Anything else, an unknown field or a value `kind` refuses raises `error` naming `what`."""
+    if not isinstance(data, Mapping):
+        raise error(f"{what} is a mapping, got {data!r}")
+    refuse_unknown(data, (f.name for f in fields(kind)), f"{what} fields", error)
+    try:
+        return kind(**data)
+    except TypeError as failure:
+        raise error(f"{what} {dict(data)}: {failure}") from None
+
+
 class SettingsError(ValueError):
     """An environment variable holds a value the settings cannot use."""
+
+
+def _profile(value: str) -> Profile:
+    if value not in ("embedded", "production"):
+        raise SettingsError(f"MLOPS_PROFILE must be 'embedded' or 'production', got {value!r}")
+    return cast("Profile", value)
 
 
 @dataclass(frozen=True)
@@ -56,7 +85,8 @@ class Settings:
     replay_weeks_ahead: int = 0  # how many weeks later in 2013 the replay runs (the season a user starts in)
     mlflow_tracking_uri: str | None = None  # None: SQLite in the state folder
     mlflow_ui_url: str = "http://localhost:5000"  # where people open MLflow (links in Airflow's UI)
-    model_name: str = "flight_delay"
+    domain: str = DEFAULT_DOMAIN  # the module whose DOMAIN the generic loop asks (include.mlops.domain)
+    model_name: str = ""  # "": the domain's
     feast_registry_url: str | None = None
     feast_redis: str | None = None
     alert_log: Path | None = None  # None: alerts.log in the state folder
@@ -65,6 +95,8 @@ class Settings:
     alert_slack_conn_id: str | None = None  # an Airflow connection (type slackwebhook) that receives each alert
 
     def __post_init__(self) -> None:
+        if not self.model_name:
+            object.__setattr__(self, "model_name", self.model_domain.model_name)
         if self.profile not in ("embedded", "production"):
             raise SettingsError(f"MLOPS_PROFILE must be 'embedded' or 'production', got {self.profile!r}")
         if not 0.0 <= self.max_reject_rate <= 1.0:
@@ -82,6 +114,16 @@ class Settings:
                 "the production profile needs MLOPS_FEAST_REGISTRY_URL (a PostgreSQL URL) "
                 "and MLOPS_FEAST_REDIS (host:port,db=N)"
             )
+
+    @property
+    def model_domain(self) -> Domain:
+        from include.mlops import domain
+
+        return domain.load(self.domain)
+
+    @property
+    def feature_repo(self) -> Path:
+        return self.model_domain.feature_repo
 
     @property
     def lake_dir(self) -> Path:
@@ -138,7 +180,7 @@ class Settings:
             return raw == "true"
 
         return cls(
-            profile=env.get("MLOPS_PROFILE", "embedded"),  # type: ignore[arg-type]
+            profile=_profile(env.get("MLOPS_PROFILE", "embedded")),
             state_dir=Path(env.get("MLOPS_STATE_DIR") or DEFAULT_STATE_DIR).resolve(),
             prediction_lead=timedelta(
                 minutes=number("MLOPS_PREDICTION_LEAD_MINUTES", DEFAULT_PREDICTION_LEAD / timedelta(minutes=1))
@@ -149,7 +191,8 @@ class Settings:
             replay_weeks_ahead=int(number("MLOPS_REPLAY_WEEKS_AHEAD", 0, int)),
             mlflow_tracking_uri=env.get("MLOPS_MLFLOW_TRACKING_URI") or None,
             mlflow_ui_url=(env.get("MLOPS_MLFLOW_UI_URL") or "http://localhost:5000").rstrip("/"),
-            model_name=env.get("MLOPS_MODEL_NAME") or "flight_delay",
+            domain=env.get("MLOPS_DOMAIN") or DEFAULT_DOMAIN,
+            model_name=env.get("MLOPS_MODEL_NAME") or "",
             feast_registry_url=env.get("MLOPS_FEAST_REGISTRY_URL") or None,
             feast_redis=env.get("MLOPS_FEAST_REDIS") or None,
             alert_log=Path(env["MLOPS_ALERT_LOG"]) if env.get("MLOPS_ALERT_LOG") else None,

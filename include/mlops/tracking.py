@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from include.mlops import records
+from include.mlops.compat import mlflow as compat
+from include.mlops.evaluation import Classifier
 from include.mlops.settings import Settings
 
 if TYPE_CHECKING:
@@ -18,11 +21,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPERIMENT = "flight_delay_training"
 
-
-def connect(settings: Settings, experiment: str = EXPERIMENT) -> str:
-    """Point MLflow at the settings' tracking store and return the experiment's id.
+def connect(settings: Settings, experiment: str | None = None) -> str:
+    """Point MLflow at the settings' tracking store and return the id of `experiment` (default: the
+    settings' model's training runs), created if need be.
 
     The embedded default keeps its SQLite database and artifacts in the state folder.
     """
@@ -34,6 +36,7 @@ def connect(settings: Settings, experiment: str = EXPERIMENT) -> str:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
+    experiment = experiment or records.training_experiment(settings.model_name)
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
@@ -41,9 +44,9 @@ def connect(settings: Settings, experiment: str = EXPERIMENT) -> str:
     return mlflow.create_experiment(experiment, artifact_location=location)
 
 
-def code_version() -> dict[str, str]:
-    """The `mlflow.source.git.commit` tag of the code that runs: `MLOPS_CODE_VERSION` where the code
-    is deployed without its git history (an image), else the checkout's commit, else nothing.
+def code_version() -> str:
+    """The version of the code that runs, for MLflow's code-version tag: `MLOPS_CODE_VERSION` where
+    the code is deployed without its git history (an image), else the checkout's commit, else "".
 
     MLflow's own detection looks at the entry-point script, which under Airflow is Airflow's.
     """
@@ -54,9 +57,9 @@ def code_version() -> dict[str, str]:
                 ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
             )
         except (OSError, subprocess.TimeoutExpired):
-            return {}
+            return ""
         version = found.stdout.strip() if found.returncode == 0 else ""
-    return {"mlflow.source.git.commit": version} if version else {}
+    return version
 
 
 def start_run(settings: Settings, name: str, tags: Mapping[str, str], parent_run_id: str | None = None) -> str:
@@ -64,7 +67,7 @@ def start_run(settings: Settings, name: str, tags: Mapping[str, str], parent_run
     from mlflow import MlflowClient
 
     experiment_id = connect(settings)
-    all_tags = dict(tags) | ({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})
+    all_tags = dict(tags) | ({records.PARENT: parent_run_id} if parent_run_id else {})
     return MlflowClient().create_run(experiment_id, tags=all_tags, run_name=name).info.run_id
 
 
@@ -72,9 +75,7 @@ def fail_run(run_id: str, error: BaseException | str) -> None:
     """Mark a run FAILED with the error that ended it."""
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    client.set_tag(run_id, "error", str(error)[:5000])
-    client.set_terminated(run_id, status="FAILED")
+    records.fail(MlflowClient(), run_id, error)
 
 
 def finish_run(run_id: str) -> None:
@@ -90,23 +91,7 @@ def log_dataset(frame: pd.DataFrame, name: str, source: str, context: str, targe
 
     digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:16]
     dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets=targets, digest=digest)
-    # MLflow would infer the schema value by value in Python (half a minute on a year of
-    # flights); the same schema follows from the column types and a vectorized null check.
-    dataset.__dict__["schema"] = _schema(frame)
-    mlflow.log_input(dataset, context=context)
-
-
-def _schema(frame: pd.DataFrame) -> object:
-    import pandas as pd
-    from mlflow.types import ColSpec, DataType, Schema
-    from mlflow.types.utils import _infer_pandas_column
-
-    specs = []
-    for name, column in frame.items():
-        text = column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "string"
-        kind = DataType.string if text else _infer_pandas_column(column)
-        specs.append(ColSpec(kind, str(name), required=not column.isna().any()))
-    return Schema(specs)
+    mlflow.log_input(compat.with_schema(dataset, frame), context=context)
 
 
 def log_figures(figures: Mapping[str, object]) -> None:
@@ -162,7 +147,7 @@ def register(model_uri: str, model_name: str) -> int:
     return int(version.version)
 
 
-def load_model(source: str) -> tuple[object, list[str], float]:
+def load_model(source: str) -> tuple[Classifier, list[str], float]:
     """A logged scikit-learn model from its artifact URI: the model, its input columns (from the
     signature) and its size in MB."""
     import mlflow

@@ -12,8 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from include.mlops.overview import DriftCheck, GateDecision
-    from include.mlops.registry import AliasMove
+    from include.mlops.records import AuditEntry, DriftCheck, GateJudgement
 
 WIDTH, HEIGHT = 960, 320
 LEFT, RIGHT, TOP, BOTTOM = 48, 16, 52, 56
@@ -48,17 +47,18 @@ class Marker:
 
 
 def timeline(
-    checks: list[DriftCheck], moves: list[AliasMove], gate: list[GateDecision]
+    checks: list[DriftCheck], moves: list[AuditEntry], gate: list[GateJudgement]
 ) -> tuple[list[Day], list[Marker]]:
     """The chart's data: one point per day (its last check) and the events of each day."""
     days: dict[date, Day] = {}
     markers: list[Marker] = []
     for check in checks:  # oldest first, so a day's last check wins
-        day = date.fromisoformat(check.at[:10])
+        day = check.at.date()
         summary = f"{day}: {check.action} (champion v{check.champion_version}) {check.reasons}"
         days[day] = Day(day, check.drift_share, check.realised_roc_auc, check.baseline_roc_auc, summary)
         if check.retrain_run_id:
-            markers.append(Marker(day, "retrain", f"{day}: retrain triggered: {check.drifted or check.reasons}"))
+            why = ", ".join(check.drifted) or check.reasons
+            markers.append(Marker(day, "retrain", f"{day}: retrain triggered: {why}"))
         if check.escalation:
             kind = check.escalation_kind.replace("_", " ")
             markers.append(Marker(day, "escalation", f"{day}: escalated ({kind}): {check.escalation}"))
@@ -68,9 +68,10 @@ def timeline(
             text = f"{move.at[:10]}: {move.action} to v{move.to_version}: {move.reason}"
             markers.append(Marker(date.fromisoformat(move.at[:10]), kind, text))
     for decision in gate:
-        if decision.outcome == "reject" and decision.evaluated_at:
-            day = date.fromisoformat(decision.evaluated_at[:10])
-            markers.append(Marker(day, "rejection", f"{day}: v{decision.version} rejected: {decision.reasons}"))
+        if decision.outcome == "reject":
+            day = decision.decided_at.date()
+            why = "; ".join(decision.reasons)
+            markers.append(Marker(day, "rejection", f"{day}: v{decision.candidate_version} rejected: {why}"))
     return sorted(days.values(), key=lambda d: d.day), markers
 
 

@@ -1,18 +1,23 @@
-"""Turn a task's Airflow context into the library's terms."""
+"""Turn a task's Airflow context into the library's terms.
+
+`data_interval` and `training_window` read only the parts of a context they name (`params`,
+`dag_run`, ...), so the MLOps view computes a run's interval from the run alone, as its tasks do."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, Param
 
     from include.mlops.drift import TrainingRuns
     from include.mlops.lake import Interval
+    from include.mlops.records import Answer
 
 
-def data_interval(context: Context) -> Interval:
+def data_interval(context: Mapping[str, Any]) -> Interval:
     """The run's data interval: the params `interval_start` and `interval_end` when a manual run
     sets them (days of history in one run, say); else the hour of the run's partition when Airflow
     made the run for one (`batch_inference` on an hour of `flight_features`); else Airflow's data
@@ -74,24 +79,27 @@ def _as_utc(value: datetime) -> datetime:
 
 def airflow_ids(context: Context) -> dict[str, str]:
     """The Airflow identity of a task try, for MLflow tags and audit entries."""
+    from include.mlops.records import airflow_ids
+
     ti = context["ti"]
-    ids = {"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.try_number": str(ti.try_number)}
     user = getattr(context.get("dag_run"), "triggering_user_name", None)
-    return ids | ({"airflow.triggered_by": user} if user else {})
+    return airflow_ids(ti.dag_id, ti.run_id, ti.try_number, user)
 
 
-def answer_of(payload: dict | None) -> dict[str, str] | None:
+def answer_of(payload: dict | None) -> Answer | None:
     """A human-in-the-loop task's answer (its XCom), for audit entries and tags: the options chosen,
     who chose them and when. A timeout that took the task's default is answered by nobody. None
     when the task did not ask (it was skipped)."""
+    from include.mlops.records import Answer
+
     if not payload:
         return None
     who = payload.get("responded_by_user")
-    return {
-        "answer": ", ".join(payload["chosen_options"]),
-        "answered_by": who["name"] if who else "nobody: no answer within the timeout, the default applied",
-        "answered_at": str(payload["responded_at"]),
-    }
+    return Answer(
+        answer=", ".join(payload["chosen_options"]),
+        answered_by=who["name"] if who else "nobody: no answer within the timeout, the default applied",
+        answered_at=str(payload["responded_at"]),
+    )
 
 
 def run_time(context: Context) -> datetime:
@@ -109,7 +117,7 @@ def run_day(context: Context) -> datetime:
     return run_time(context).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def training_window(context: Context) -> Interval:
+def training_window(context: Mapping[str, Any]) -> Interval:
     """The training window of a run: from its params, or the 8 weeks of whole UTC days before the
     run's time.
 

@@ -1,5 +1,8 @@
 """Hooks: the project's settings, with MLflow's address taken from an Airflow connection.
 
+`MlflowHook().get_settings()` is how every task and the MLOps view get their settings (the alert
+notifiers read the environment alone: an alert must go out even when no connection can be read).
+
 `MlflowHook` reads the connection `mlflow_default` (type http) when it exists: its schema, host and
 port are the tracking server (the production stack defines it as `AIRFLOW_CONN_MLFLOW_DEFAULT`),
 and its extra `ui_url` the address people open (default: `MLOPS_MLFLOW_UI_URL`). Without the

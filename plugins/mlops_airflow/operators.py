@@ -1,5 +1,6 @@
 """Operators of the project, written like a provider's: templated fields, hooks made in `execute`,
-decisions left to the library (`include/`)."""
+decisions left to the library. They know no domain: the gate and the drift check are the domain's
+that the settings name (`include.mlops.domain`; the flights model's by default)."""
 
 from __future__ import annotations
 
@@ -18,19 +19,18 @@ if TYPE_CHECKING:
 class PromotionGateOperator(BaseOperator):
     """Compare a candidate model version with the champion and record the decision.
 
-    Both are scored on the same out-of-time evaluation set (the labelled flights of the
-    `evaluation_days` whole UTC days before the run's time, never before the end of the
-    candidate's validation data, through the feature store); the rule set decides (see
-    `include.mlops.gate`). Each judgement is appended to the candidate's run as
-    `gate/<n>/decision.json` and `gate/<n>/report.md`, described by tags on the model version, and
-    returned (XCom) for the promotion task, which skips on a rejection. Nothing is promoted here.
+    The domain scores both on the same out-of-time evaluation set (for the flights model, the
+    labelled flights of the `evaluation_days` whole UTC days before the run's time, never before
+    the end of the candidate's validation data, through the feature store); the rule set decides
+    (see `include.mlops.gate`). Each judgement is kept (`records.GateJudgement`) and returned
+    (XCom, its `to_dict`) for the promotion task, which skips on a rejection. Nothing is promoted here.
     A judgement that cannot be made (malformed predictions, no evaluation data) is recorded with
     the decision `error` and fails the task without a retry: retrying cannot fix it.
 
     :param candidate_version: the version to judge (templated, e.g. from the register task's XCom).
     :param model_name: the registered model (templated); default: the settings' `MLOPS_MODEL_NAME`.
-    :param rules: a rule set as a mapping, a YAML file path or YAML text (templated); default:
-        `include/flights/promotion_rules.yaml`.
+    :param rules: a rule set as a mapping, a YAML file path or YAML text (templated); default: the
+        domain's (`include/flights/promotion_rules.yaml`).
     :param evaluation_days: days of labelled flights in the evaluation set.
     :param mlflow_conn_id: Airflow connection of the MLflow tracking server; without it, the
         environment's settings.
@@ -61,7 +61,6 @@ class PromotionGateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.flights import gating
         from include.mlops.gate import GateError, RulesError
         from mlops_airflow.context import airflow_ids, run_day
         from mlops_airflow.hooks import MlflowHook
@@ -76,33 +75,32 @@ class PromotionGateOperator(BaseOperator):
                 f"candidate_version must be a version number, got {self.candidate_version!r}"
             ) from None
         try:
-            rules = gating.load_rules(self.rules)
-            at = run_day(context)
-            result = gating.evaluate_candidate(settings, version, at, rules, self.evaluation_days, airflow_ids(context))
+            judge = settings.model_domain.judge
+            result = judge(settings, version, run_day(context), self.rules, self.evaluation_days, airflow_ids(context))
         except (RulesError, GateError) as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix it
-        ModelVersionLink().persist(context, result["model_version_url"])
-        GateReportLink().persist(context, result["report_url"])
-        self.log.info("Decision: %s; reasons: %s", result["outcome"], result["reasons"] or "every check passed")
-        return result
+        ModelVersionLink().persist(context, result.model_version_url)
+        GateReportLink().persist(context, result.report_url)
+        self.log.info("Decision: %s; reasons: %s", result.outcome, "; ".join(result.reasons) or "every check passed")
+        return result.to_dict()
 
 
 class DriftCheckOperator(BaseOperator):
-    """Compare production's recent predictions with the champion's training data; decide.
+    """Compare production's recent predictions with a reference; decide.
 
-    Data-quality checks, Evidently's drift of every monitored feature and of the prediction
-    against the reference, and the realised quality of the flights whose labels landed against the
-    champion's first production week; the drift policy decides whether a person must look at broken
-    data, whether to ask for a retrain, and whether to escalate (see `include.flights.monitoring`
-    and `include.mlops.drift`). The check
-    is recorded as a run of the MLflow experiment `drift_monitoring`, with the reports as HTML
-    and JSON; the task's extra links open the Evidently report and that run. The decision is
+    The domain's check (for the flights model, `include.flights.monitoring`): data-quality checks,
+    Evidently's drift of every monitored feature and of the prediction against the reference, and
+    the realised quality of the predictions whose labels landed against the champion's first
+    production week; the drift policy of `include.mlops.drift` decides whether a person must look
+    at broken data, whether to ask for a retrain, and whether to escalate. The check is recorded
+    as a `records.DriftCheck`, with the reports as HTML and JSON; the task's extra links open the
+    Evidently report and the check's MLflow run. The decision is
     returned (XCom) for the tasks that trigger training and escalate. It skips when there is no
     champion to monitor.
 
     :param window_days: days of the predictions log before the run's time (templated).
     :param rules: the drift rules as a mapping, a YAML file path or YAML text (templated); default:
-        `include/flights/drift_rules.yaml`.
+        the domain's (`include/flights/drift_rules.yaml`).
     :param training_dag_id: the DAG whose queued or running runs hold back a new retrain.
     :param waiting_task_id: that DAG's sensor of its data: a run whose sensor is rescheduled waits,
         perhaps for hours, and holds nothing back (the check names it in its reasons).
@@ -134,8 +132,8 @@ class DriftCheckOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from include.flights import inference, monitoring
         from include.mlops.drift import DriftRulesError
+        from include.mlops.registry import NoChampionError
         from mlops_airflow import lineage
         from mlops_airflow.context import airflow_ids, run_day, runs_under_way
         from mlops_airflow.hooks import MlflowHook
@@ -148,9 +146,9 @@ class DriftCheckOperator(BaseOperator):
             raise AirflowFailException(f"window_days must be a number of days, got {self.window_days!r}") from None
         training = runs_under_way(context, self.training_dag_id, self.waiting_task_id)
         try:
-            rules = monitoring.load_rules(self.rules or None)
-            result = monitoring.check(settings, run_day(context), days, rules, training, airflow_ids(context))
-        except inference.NoChampionError as error:
+            check = settings.model_domain.check
+            result = check(settings, run_day(context), days, self.rules or None, training, airflow_ids(context))
+        except NoChampionError as error:
             raise AirflowSkipException(str(error)) from None
         except DriftRulesError as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix the rules

@@ -56,16 +56,15 @@ def progress(settings: Settings) -> Progress:
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
 
-    from include.flights import pipeline
-    from include.mlops.lake import Interval, Lake
+    from include.mlops.lake import Interval
 
-    lake = Lake(settings.lake_dir)
-    spans = lake.spans("features", "weather")
+    domain = settings.model_domain
+    spans = domain.feature_spans(settings)
 
     def measured(
         what: str, dag_id: str, interval: Interval, run_id: str = "", backfill_id: int | None = None, runs: str = ""
     ) -> Work:
-        missing = lake.missing_days("features", "weather", interval)
+        missing = domain.missing_feature_days(settings, interval)
         asked = interval.days()
         return Work(
             what,
@@ -99,7 +98,7 @@ def progress(settings: Settings) -> Progress:
         ).all()
         for run in feature_runs:
             interval = _feature_interval(run)
-            if interval.end - interval.start > pipeline.features.STEP:  # more than one hour: long work
+            if interval.end - interval.start > domain.feature_step:  # more than one scheduled run: long work
                 building.append(measured("run", FEATURES_DAG, interval, run.run_id))
         waiting_runs = session.scalars(
             select(DagRun)
@@ -114,7 +113,7 @@ def progress(settings: Settings) -> Progress:
         for run in waiting_runs:
             window = _training_window(run)
             if window is not None:
-                waiting.append(measured("waiting", TRAINING_DAG, pipeline.feature_days(settings, window), run.run_id))
+                waiting.append(measured("waiting", TRAINING_DAG, domain.feature_days(settings, window), run.run_id))
     return Progress(
         tuple(span.label for span in spans),
         sum(1 for span in spans for day in span.days() if day.end - day.start == DAY),
@@ -129,7 +128,7 @@ def _feature_interval(run: Any) -> Interval:
 
     context = {"params": run.conf or {}, "dag_run": run}
     context |= {"data_interval_start": run.data_interval_start, "data_interval_end": run.data_interval_end}
-    return data_interval(context)  # type: ignore[arg-type]
+    return data_interval(context)
 
 
 def _training_window(run: Any) -> Interval | None:
@@ -137,6 +136,6 @@ def _training_window(run: Any) -> Interval | None:
     from mlops_airflow.context import training_window
 
     try:
-        return training_window({"params": run.conf or {}, "dag_run": run})  # type: ignore[typeddict-item]
+        return training_window({"params": run.conf or {}, "dag_run": run})
     except ValueError:
         return None

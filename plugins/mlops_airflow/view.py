@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse
 from mlops_airflow import chart
 
 if TYPE_CHECKING:
-    from include.flights.inference import FlightScorer
+    from include.mlops.domain import Scorer
     from include.mlops.settings import Settings
 
 READ_DAGS = ("training_pipeline", "drift_monitoring")
@@ -128,11 +128,9 @@ def api_features(config: Config) -> dict[str, Any]:
 
 @app.get("/api/drift")
 def api_drift(config: Config, model: Model) -> list[dict[str, Any]]:
-    from dataclasses import asdict
-
     from include.mlops import overview
 
-    return [asdict(check) for check in overview.drift_checks(config, model)]
+    return [check.to_dict() for check in overview.drift_checks(config, model)]
 
 
 @app.get("/api/audit")
@@ -143,11 +141,9 @@ def api_audit(config: Config, model: Model) -> list[dict[str, Any]]:
 
 
 @functools.cache
-def scorer(config: Settings) -> FlightScorer:
+def scorer(config: Settings) -> Scorer:
     """One scorer per settings and process: it keeps the champion's model and the feature store warm."""
-    from include.flights.inference import FlightScorer
-
-    return FlightScorer(config)
+    return config.model_domain.scorer(config)
 
 
 @app.get("/api/score")
@@ -157,12 +153,13 @@ def api_score(
     at: Annotated[datetime | None, Query(description="as of this instant (on the hour); default: now")] = None,
 ) -> dict[str, Any]:
     """The champion's probability that the flight arrives late, as of `at`, from the online store."""
-    from include.flights import inference
+    from include.mlops.domain import NotFoundError
     from include.mlops.feature_store import OnlineStoreAheadError
+    from include.mlops.registry import NoChampionError
 
     try:
         return scorer(config).score(flight_id, at)
-    except (inference.FlightNotFoundError, inference.NoChampionError) as error:
+    except (NotFoundError, NoChampionError) as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
     except (OnlineStoreAheadError, ValueError) as error:  # the online store is past `at`, or `at` past the flight
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
