@@ -169,13 +169,13 @@ def scoring(state_dir: str) -> Result:
         started = time.perf_counter()
         result = inference.score(settings, interval)
         seconds = time.perf_counter() - started
-        frame = inference.predictions(settings, Interval.from_key(result["departing"]))
+        frame = inference.predictions(settings, Interval.from_key(result.departing))
         loaded, inputs, _ = tracking.load_model(inference.champion(settings)[1])
         x = model.model_input(frame, inputs)
         started = time.perf_counter()
         loaded.predict_proba(x)
         floor = time.perf_counter() - started
-        found[name] = {"rows": result["rows"], "seconds": seconds, "floor": floor, **result["seconds"]}
+        found[name] = {"rows": result.rows, "seconds": seconds, "floor": floor, **result.seconds}
     return found | {"peak_mb": peak_mb()}
 
 

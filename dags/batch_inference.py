@@ -74,7 +74,7 @@ def batch_inference():
         settings = MlflowHook().get_settings()
         lineage.lake(settings, reads=["features"], writes=["predictions"])
         try:
-            return inference.score(settings, data_interval(context))
+            return inference.score(settings, data_interval(context)).to_dict()
         except inference.NoChampionError as error:
             raise AirflowSkipException(str(error)) from None
 

@@ -118,7 +118,7 @@ def _rollback(settings: Settings, args: argparse.Namespace) -> object:
 def _score(settings: Settings, interval: Interval, _: argparse.Namespace) -> object:
     from include.flights import inference
 
-    return inference.score(settings, interval)
+    return inference.score(settings, interval).to_dict()
 
 
 def _drift(settings: Settings, args: argparse.Namespace) -> object:

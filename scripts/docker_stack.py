@@ -23,7 +23,7 @@ What each step does:
   there). `up` waits until every service's health check passes; a service that exits, or an
   `airflow-init` that fails, stops it with the service's log.
 
-`ComposeStack` is what the end-to-end tests drive (tests/test_stack_e2e.py): the same operations
+`ComposeStack` is what the end-to-end tests drive (tests/system/test_stack_e2e.py): the same operations
 as the native stack's (`scripts/stack.py`), on containers.
 """
 

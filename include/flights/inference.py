@@ -37,6 +37,7 @@ from include.flights import features, model, pipeline
 from include.mlops import registry, tracking
 from include.mlops.domain import NotFoundError
 from include.mlops.lake import Interval, Lake
+from include.mlops.records import PredictionBatch
 from include.mlops.registry import NoChampionError
 from include.mlops.settings import Settings
 from include.mlops.validation import DataValidationError
@@ -72,7 +73,7 @@ def champion(settings: Settings, client: MlflowClient | None = None) -> tuple[in
     return int(found.version), found.source, found.run_id
 
 
-def score(settings: Settings, interval: Interval, source: FlightSource | None = None) -> dict[str, object]:
+def score(settings: Settings, interval: Interval, source: FlightSource | None = None) -> PredictionBatch:
     """Make the predictions of the hours in (start, end] with the champion; replace the
     interval's partition of the predictions log."""
     from include.mlops.feature_store import (
@@ -158,18 +159,18 @@ def score(settings: Settings, interval: Interval, source: FlightSource | None = 
             f"in {departing} features that differ from the offline store's ({', '.join(columns)}); "
             f"the predictions are kept at {path}"
         )
-    return {
-        "interval": interval.key,
-        "departing": departing.key,
-        "rows": len(predictions),
-        "served_from": served_from,
-        "model": settings.model_name,
-        "model_version": version,
-        "model_run_id": run_id,
-        "path": str(path),
-        "mean_probability": float(predictions[PREDICTION].mean()) if len(predictions) else None,
-        "seconds": {"loading": loading, "features": serving, "scoring": scoring},
-    }
+    return PredictionBatch(
+        interval=interval.key,
+        departing=departing.key,
+        rows=len(predictions),
+        served_from=served_from,
+        model=settings.model_name,
+        model_version=version,
+        model_run_id=run_id,
+        path=str(path),
+        mean_probability=float(predictions[PREDICTION].mean()) if len(predictions) else None,
+        seconds={"loading": loading, "features": serving, "scoring": scoring},
+    )
 
 
 def predictions(settings: Settings, window: Interval) -> pd.DataFrame:

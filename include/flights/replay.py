@@ -32,7 +32,7 @@ decides with `drift.decide`, `drift.escalation` and the drift rules files. What 
 out changes no decision: Evidently's HTML report, MLflow runs and artifacts for every step, the
 Feast online store (batch scoring reads the offline store). A test holds the replay's training sets
 to `pipeline.training_set`'s, and the drift verdicts without a report are Evidently's own (a test
-of `include.mlops.monitoring` holds them to the report's). `tests/test_replay_airflow.py` runs two
+of `include.mlops.monitoring` holds them to the report's). `tests/system/test_replay_airflow.py` runs two
 weeks through the DAGs themselves, as backfills on Airflow's scheduler, and finds the same drift
 decisions, gate outcomes, champions, escalations and probabilities as this replay of the same days.
 

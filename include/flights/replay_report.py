@@ -1,17 +1,21 @@
 """The replay's report: a chart of weekly quality per policy, the tables of the calibration and
-held-out halves, the verdict, the events.
+held-out halves, the verdict, and the log beside it.
 
-`write` turns `Replay.summary()` into `report.md` and `quality.png` in the replay folder, and
+`write` turns `Replay.summary()` into `report.md`, `quality.png`, `summary.json` and the log in
+the replay folder: `events.csv` (every decision of the loop, day by day) and `weeks.csv` (each
+week's ROC AUC per policy and the loop's champions), which the report links rather than lists.
 `log_to_mlflow` records the summary as one run of the MLflow experiment `replay`.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Literal, TypedDict, cast
 
 from include.mlops import records, tracking
 from include.mlops.settings import Settings
@@ -28,7 +32,14 @@ HALF_TITLES = {
     "calibration": "February to June (calibration: the rules were chosen on it)",
     "year": "The whole year",
 }
-TABLE = [
+Half = Literal["year", "calibration", "held_out"]
+TableKey = Literal[
+    "mean_roc_auc", "worst_week_roc_auc", "mean_log_loss", "worst_week_log_loss", "retrains", "promotions", "rejections"
+]
+HALVES: tuple[Half, ...] = ("year", "calibration", "held_out")
+REPORTED: tuple[Half, ...] = ("held_out", "calibration", "year")  # the report's order: held-out half first
+JUDGED: tuple[Half, ...] = ("held_out", "calibration")  # the halves the verdict judges
+TABLE: list[tuple[str, TableKey, str]] = [
     ("mean weekly ROC AUC", "mean_roc_auc", "{:.4f}"),
     ("worst week ROC AUC", "worst_week_roc_auc", "{:.4f}"),
     ("mean weekly log loss", "mean_log_loss", "{:.4f}"),
@@ -43,19 +54,99 @@ MARKERS = {  # loop event kind: marker, label, row below the curves (a share of 
     "reject": ("x", "rejected by the gate", 0.18),
     "escalate": ("*", "escalated", 0.25),
 }
+EVENTS = "events.csv"  # the loop's decisions: day, kind, version, replaces, gate, detail
+WEEKS = "weeks.csv"  # a week's ROC AUC per policy (roc_auc_<policy>) and the loop's champions
+EVENT_COLUMNS = ("day", "kind", "version", "replaces", "gate", "detail")
+
+
+class Config(TypedDict):
+    """The part of `ReplayConfig.to_dict()` the report reads (MLflow gets every key)."""
+
+    start: str
+    end: str
+    held_out_from: str
+    training_days: int
+
+
+class Week(TypedDict):
+    week: str
+    half: str
+    roc_auc: float
+    log_loss: float
+    rows: int
+    champions: list[int]
+
+
+class Regret(TypedDict):
+    judged: int
+    worse: int
+
+
+class Figures(TypedDict):
+    """A policy's figures over the year or one half."""
+
+    weeks: int
+    mean_roc_auc: float
+    worst_week_roc_auc: float
+    mean_log_loss: float
+    worst_week_log_loss: float
+    retrains: int
+    promotions: int
+    rejections: int
+    drift_retrain_requests: int
+    escalations: dict[str, int]
+    regret: Regret
+    missed: int
+
+
+class Event(TypedDict):
+    at: str
+    kind: str
+    version: int | None
+    detail: str
+    replaced: int | None
+    gate: str | None
+
+
+class Policy(TypedDict):
+    weekly: list[Week]
+    year: Figures
+    calibration: Figures
+    held_out: Figures
+    seconds: dict[str, float]
+    events: list[Event]
+
+
+class Halves(TypedDict):
+    calibration: list[str]
+    held_out: list[str]
+
+
+class Summary(TypedDict):
+    """What `Replay.summary()` returns, as the report reads it."""
+
+    config: Config
+    weeks: list[str]
+    halves: Halves
+    policies: dict[str, Policy]
+    shared_seconds: dict[str, float]
 
 
 def write(summary: Mapping[str, object], folder: Path) -> Path:
-    """Write `report.md`, `quality.png` and `summary.json` into `folder`; return the report's path."""
+    """Write `report.md`, `quality.png`, `summary.json`, `events.csv` and `weeks.csv` into `folder`;
+    return the report's path."""
+    replay = _typed(summary)
     folder.mkdir(parents=True, exist_ok=True)
-    chart(summary, folder / "quality.png")
+    chart(replay, folder / "quality.png")
     (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    write_events(replay, folder / EVENTS)
+    write_weeks(replay, folder / WEEKS)
     path = folder / "report.md"
-    path.write_text(markdown(summary))
+    path.write_text(markdown(replay))
     return path
 
 
-def chart(summary: Mapping[str, object], path: Path) -> None:
+def chart(summary: Summary, path: Path) -> None:
     """Weekly ROC AUC and log loss per policy, the held-out half shaded, the loop's retrains,
     promotions, rejections and escalations marked."""
     import matplotlib
@@ -64,14 +155,14 @@ def chart(summary: Mapping[str, object], path: Path) -> None:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    weeks = [datetime.fromisoformat(w) for w in summary["weeks"]]  # type: ignore[union-attr]
-    policies = summary["policies"]  # type: ignore[index]
+    weeks = [datetime.fromisoformat(w) for w in summary["weeks"]]
+    policies = summary["policies"]
     figure, (auc_axis, loss_axis) = plt.subplots(2, 1, figsize=(12, 8), sharex=True, constrained_layout=True)
-    for name, result in policies.items():  # type: ignore[union-attr]
-        for axis, metric in ((auc_axis, "roc_auc"), (loss_axis, "log_loss")):
-            values = [w[metric] for w in result["weekly"]]
+    for name, result in policies.items():
+        auc, loss = [w["roc_auc"] for w in result["weekly"]], [w["log_loss"] for w in result["weekly"]]
+        for axis, values in ((auc_axis, auc), (loss_axis, loss)):
             axis.plot(weeks, values, label=LABELS[name], color=COLORS[name], marker=".", linewidth=1.3)
-    held_out = summary["halves"]["held_out"]  # type: ignore[index]
+    held_out = summary["halves"]["held_out"]
     if held_out:
         for axis in (auc_axis, loss_axis):
             axis.axvspan(datetime.fromisoformat(held_out[0]), weeks[-1], color="#eeeeee", zorder=0)
@@ -80,7 +171,7 @@ def chart(summary: Mapping[str, object], path: Path) -> None:
     for kind, (marker, label, row) in MARKERS.items():
         times = [
             datetime.fromisoformat(e["at"])
-            for e in policies["loop"]["events"]  # type: ignore[index]
+            for e in policies["loop"]["events"]
             if e["kind"] == kind and not (kind == "promote" and e["replaced"] is None)
         ]
         if times:
@@ -98,62 +189,81 @@ def chart(summary: Mapping[str, object], path: Path) -> None:
     plt.close(figure)
 
 
-def markdown(summary: Mapping[str, object]) -> str:
-    config, policies = summary["config"], summary["policies"]  # type: ignore[index]
-    names = list(policies)  # type: ignore[arg-type]
+def markdown(summary: Summary) -> str:
+    """The short report: the setting, the chart, the three tables, the verdict and where the log is."""
+    config, policies = summary["config"], summary["policies"]
+    names = list(policies)
     lines = [
         "# Replay of 2013: does drift-triggered retraining pay off?",
         "",
-        f"From {config['start'][:10]} to {config['end'][:10]} (end excluded) on the replay clock; every policy "  # type: ignore[index]
-        f"starts from the same model, trained on the first {config['training_days']} days, and is scored on "  # type: ignore[index]
-        f"the {len(summary['weeks'])} weeks after (quality measured on every flight once its label landed). "  # type: ignore[arg-type]
+        f"From {config['start'][:10]} to {config['end'][:10]} (end excluded) on the replay clock; every policy "
+        f"starts from the same model, trained on the first {config['training_days']} days, and is scored on "
+        f"the {len(summary['weeks'])} weeks after (quality measured on every flight once its label landed). "
         f"The drift monitor's thresholds and limits and the rules' numbers were chosen on the weeks before "
-        f"{config['held_out_from'][:10]} and frozen; the weeks from then on are held out.",  # type: ignore[index]
+        f"{config['held_out_from'][:10]} and frozen; the weeks from then on are held out.",
         "",
         "![weekly quality per policy](quality.png)",
         "",
     ]
-    for half in ("held_out", "calibration", "year"):
-        lines += [f"## {HALF_TITLES[half]}", "", *table(policies, names, half), ""]  # type: ignore[arg-type]
-    shared = summary["shared_seconds"]  # type: ignore[index]
+    for half in REPORTED:
+        lines += [f"## {HALF_TITLES[half]}", "", *table(policies, names, half), ""]
+    shared = summary["shared_seconds"]
     lines += [
         "Compute (s) over the year: scoring, drift, training, gate: "
-        + "; ".join(f"{n} {_seconds(policies[n]['seconds'])}" for n in names)  # type: ignore[index]
-        + f". Shared by all: features {shared['features']:.0f} s, labelled feature frames {shared['frames']:.0f} s.",  # type: ignore[index]
+        + "; ".join(f"{n} {_seconds(policies[n]['seconds'])}" for n in names)
+        + f". Shared by all: features {shared['features']:.0f} s, labelled feature frames {shared['frames']:.0f} s.",
         "",
         "## What it shows",
         "",
-        *verdict(policies),  # type: ignore[arg-type]
+        *verdict(policies),
         "",
-        "## The loop's decisions",
+        "## The log",
         "",
-        "| when | what | version | replaces | gate | detail |",
-        "|---|---|---|---|---|---|",
+        f"- [{EVENTS}]({EVENTS}): every decision of the loop, day by day (columns {_columns(EVENT_COLUMNS)}).",
+        f"- [{WEEKS}]({WEEKS}): each week's ROC AUC per policy and the loop's champions "
+        f"(columns {_columns(week_columns(names))}).",
     ]
-    for event in policies["loop"]["events"]:  # type: ignore[index]
-        detail = _short(str(event["detail"])).replace("|", "/")
-        cells = [event["at"][:10], event["kind"], event["version"], event["replaced"], event["gate"], detail]
-        lines.append("| " + " | ".join("" if cell is None else str(cell) for cell in cells) + " |")
-    lines += ["", "## Weekly ROC AUC", "", "| week | half | " + " | ".join(names) + " | loop's champion |"]
-    lines.append("|---|---|" + "---|" * (len(names) + 1))
-    for i, week in enumerate(summary["weeks"]):  # type: ignore[arg-type]
-        loop_week = policies["loop"]["weekly"][i]  # type: ignore[index]
-        cells = [f"{policies[n]['weekly'][i]['roc_auc']:.4f}" for n in names]  # type: ignore[index]
-        champions = ", ".join(f"v{v}" for v in loop_week["champions"])
-        lines.append(f"| {week} | {loop_week['half'].replace('_', ' ')} | " + " | ".join(cells) + f" | {champions} |")
     return "\n".join(lines) + "\n"
 
 
-def table(policies: Mapping[str, Mapping[str, object]], names: list[str], half: str) -> list[str]:
+def write_events(summary: Summary, path: Path) -> None:
+    """The loop's decisions, one row each, with their whole detail."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(EVENT_COLUMNS)
+        for event in summary["policies"]["loop"]["events"]:
+            cells = [event["at"][:10], event["kind"], event["version"], event["replaced"], event["gate"]]
+            writer.writerow(["" if cell is None else str(cell) for cell in cells] + [event["detail"]])
+
+
+def week_columns(names: list[str]) -> list[str]:
+    return ["week", "half", *(f"roc_auc_{n}" for n in names), "loop_champions"]
+
+
+def write_weeks(summary: Summary, path: Path) -> None:
+    """Each week's ROC AUC per policy, and the versions the loop had in production that week."""
+    policies = summary["policies"]
+    names = list(policies)
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(week_columns(names))
+        for i, week in enumerate(summary["weeks"]):
+            loop_week = policies["loop"]["weekly"][i]
+            cells = [f"{policies[n]['weekly'][i]['roc_auc']:.4f}" for n in names]
+            champions = " ".join(str(v) for v in loop_week["champions"])
+            writer.writerow([week, loop_week["half"], *cells, champions])
+
+
+def table(policies: Mapping[str, Policy], names: list[str], half: Half) -> list[str]:
     """One half's figures, a column per policy."""
     lines = ["| | " + " | ".join(LABELS[n] for n in names) + " |", "|---|" + "---|" * len(names)]
     figures = {n: policies[n][half] for n in names}
-    weeks = next(iter(figures.values()))["weeks"]  # type: ignore[index]
+    weeks = next(iter(figures.values()))["weeks"]
     lines.append(f"| weeks | {' | '.join(str(weeks) for _ in names)} |")
     for title, key, form in TABLE:
-        lines.append(f"| {title} | " + " | ".join(_number(form, figures[n][key]) for n in names) + " |")  # type: ignore[index]
-    rows = {
-        "promotions worse than the model they replaced, the week after (regret)": lambda f: _regret(f),
+        lines.append(f"| {title} | " + " | ".join(_number(form, figures[n][key]) for n in names) + " |")
+    rows: dict[str, Callable[[Figures], str]] = {
+        "promotions worse than the model they replaced, the week after (regret)": _regret,
         "rejected candidates better by 0.01 ROC AUC the week after (missed)": lambda f: str(f["missed"]),
         "escalations by kind": lambda f: _kinds(f["escalations"]),
     }
@@ -162,70 +272,77 @@ def table(policies: Mapping[str, Mapping[str, object]], names: list[str], half: 
     return lines
 
 
-def verdict(policies: Mapping[str, Mapping[str, object]]) -> list[str]:
+def verdict(policies: Mapping[str, Policy]) -> list[str]:
     """What the numbers say against the bar, whichever way they fall, held-out half first."""
     lines = []
-    for half in ("held_out", "calibration"):
+    for half in JUDGED:
         loop, blind, gated = (policies[n][half] for n in ("loop", "blind", "gated"))
-        auc = loop["mean_roc_auc"] - blind["mean_roc_auc"]  # type: ignore[operator]
+        auc = loop["mean_roc_auc"] - blind["mean_roc_auc"]
         retrains = f"{loop['retrains']} retrains against blind's {blind['retrains']}"
-        meets = auc >= 0 and loop["retrains"] <= blind["retrains"] / 2  # type: ignore[operator]
+        meets = auc >= 0 and loop["retrains"] <= blind["retrains"] / 2
         lines.append(
             f"- {HALF_TITLES[half].split(' (')[0]} ({half.replace('_', '-')}): the loop's mean weekly ROC AUC is "
             f"{auc:+.4f} against blind weekly retraining's with {retrains}: the bar (at least blind's, with at most "
             f"half its retrains) is {'met' if meets else 'NOT met'}. Gated weekly: "
-            f"{gated['mean_roc_auc'] - blind['mean_roc_auc']:+.4f} against blind."  # type: ignore[operator]
+            f"{gated['mean_roc_auc'] - blind['mean_roc_auc']:+.4f} against blind."
         )
         regret = loop["regret"]
-        share = regret["worse"] / regret["judged"] if regret["judged"] else 0.0  # type: ignore[index]
+        share = regret["worse"] / regret["judged"] if regret["judged"] else 0.0
         lines.append(
-            f"  Regret: {regret['worse']} of the loop's {regret['judged']} promotions judged ({share:.0%}; the bar is "  # type: ignore[index]
+            f"  Regret: {regret['worse']} of the loop's {regret['judged']} promotions judged ({share:.0%}; the bar is "
             f"at most 15%); missed improvements: {loop['missed']}; escalations: {_kinds(loop['escalations'])}."
         )
     year = policies["loop"]["year"]
-    escalations = sum(year["escalations"].values())  # type: ignore[union-attr]
+    escalations = sum(year["escalations"].values())
     lines.append(f"- Escalations in the year: {escalations} (the bar is at most 4): {_kinds(year['escalations'])}.")
     return lines
 
 
 def log_to_mlflow(settings: Settings, summary: Mapping[str, object], folder: Path) -> str:
-    """One run of the experiment `replay`: the configuration, each policy's figures, the report."""
+    """One run of the experiment `replay`: the configuration, each policy's figures, the report and its log."""
     from mlflow import MlflowClient
 
+    replay = _typed(summary)
     experiment_id = tracking.connect(settings, records.REPLAY_EXPERIMENT)
     client = MlflowClient()
-    config = summary["config"]  # type: ignore[index]
+    config = replay["config"]
     run = client.create_run(
         experiment_id,
-        run_name=f"replay {config['start'][:10]} to {config['end'][:10]}",  # type: ignore[index]
+        run_name=f"replay {config['start'][:10]} to {config['end'][:10]}",
         tags={records.CODE_VERSION: tracking.code_version()},
     )
     run_id = run.info.run_id
-    for key, value in config.items():  # type: ignore[union-attr]
+    for key, value in config.items():
         client.log_param(run_id, key, json.dumps(value) if isinstance(value, dict) else value)
-    for name, result in summary["policies"].items():  # type: ignore[union-attr]
-        for half in ("year", "calibration", "held_out"):
+    for name, result in replay["policies"].items():
+        for half in HALVES:
+            figures = result[half]
             for _, key, _ in TABLE:
-                value = float(result[half][key])
+                value = float(figures[key])
                 if not math.isnan(value):
                     client.log_metric(run_id, f"{name}.{half}.{key}", value)
-            client.log_metric(run_id, f"{name}.{half}.regret_worse", result[half]["regret"]["worse"])
-            client.log_metric(run_id, f"{name}.{half}.missed", result[half]["missed"])
-            client.log_metric(run_id, f"{name}.{half}.escalations", sum(result[half]["escalations"].values()))
+            client.log_metric(run_id, f"{name}.{half}.regret_worse", figures["regret"]["worse"])
+            client.log_metric(run_id, f"{name}.{half}.missed", figures["missed"])
+            client.log_metric(run_id, f"{name}.{half}.escalations", sum(figures["escalations"].values()))
         client.log_metric(run_id, f"{name}.compute_seconds", sum(result["seconds"].values()))
-    for artifact in ("report.md", "quality.png", "summary.json"):
+    for artifact in ("report.md", "quality.png", "summary.json", EVENTS, WEEKS):
         client.log_artifact(run_id, str(folder / artifact))
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def _typed(summary: Mapping[str, object]) -> Summary:
+    """`Replay.summary()` as the report reads it (a plain dict; its shape is the TypedDicts above)."""
+    return cast("Summary", summary)
 
 
 def _number(form: str, value: object) -> str:
     return "n/a" if isinstance(value, float) and math.isnan(value) else form.format(value)
 
 
-def _regret(figures: Mapping[str, object]) -> str:
+def _regret(figures: Figures) -> str:
     regret = figures["regret"]
-    return f"{regret['worse']} of {regret['judged']}"  # type: ignore[index]
+    return f"{regret['worse']} of {regret['judged']}"
 
 
 def _kinds(escalations: Mapping[str, int]) -> str:
@@ -237,5 +354,5 @@ def _seconds(seconds: Mapping[str, float]) -> str:
     return f"{sum(seconds.values()):.0f} ({parts})"
 
 
-def _short(text: str, limit: int = 400) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _columns(names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)

@@ -3,6 +3,10 @@
 Airflow's `@task` has no way to declare operator extra links, and a plugin's global links would
 show on every task of every DAG. `task_with_links` makes the task from an operator class that
 declares them; the task sets their addresses with `link.persist(context, url)`.
+
+This module is the provider's one use of a private Airflow name: the standard provider publishes
+no base class for decorated Python tasks but `_PythonDecoratedOperator`. tests/plugins/test_decorators.py
+fails when an upgrade moves or changes it.
 """
 
 from __future__ import annotations
