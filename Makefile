@@ -105,6 +105,7 @@ format: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.registry
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.gate
 	$(BIN)/python -m bench.drift

@@ -26,7 +26,6 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from string import Template
 from typing import TYPE_CHECKING, Any
 
 from include.flights import pipeline
@@ -260,27 +259,13 @@ def pit_build(state_dir: str, size: str, offline_store: str | None = None, out: 
     pipeline.apply_definitions(settings)
     entities = pipeline.entity_frame(settings, window)
     start = time.perf_counter()
-    store = load_store(settings) if offline_store is None else feature_store(settings, offline_store)
+    overrides = {"offline_store": {"type": offline_store}} if offline_store else {}
+    store = load_store(settings, **overrides)
     frame = historical_features(store, entities, pipeline.all_feature_refs())
     result = {"seconds": time.perf_counter() - start, "peak_mb": peak_mb(), "rows": len(frame)}
     if out:
         frame.to_parquet(out, index=False)
     return result
-
-
-def feature_store(settings: Settings, offline_store: str) -> FeatureStore:
-    """The embedded feature store, as `load_store` builds it, with a chosen offline store type."""
-    import yaml
-    from feast import FeatureStore, RepoConfig
-
-    from include.mlops.feature_store import config_file
-
-    text = Template(config_file(settings).read_text()).substitute(MLOPS_FEAST_REGISTRY_URL="", MLOPS_FEAST_REDIS="")
-    values = yaml.safe_load(text)
-    values["offline_store"] = {"type": offline_store}
-    config = RepoConfig(**values)
-    config.repo_path = Path(settings.state_dir)
-    return FeatureStore(repo_path=str(settings.state_dir), config=config)
 
 
 def pit_floor(state_dir: str, size: str, out: str | None = None) -> Result:

@@ -97,37 +97,38 @@ def drift_monitoring():
     )
 
     @task.short_circuit
-    def retrain_needed(result: dict) -> bool:
-        return result["action"] == "retrain"
+    def retrain_needed(check: dict) -> dict | None:
+        """The conf of the retrain (falsy, so skipping the trigger, when the check asked none)."""
+        from include.mlops.records import DriftCheck
+
+        recorded = DriftCheck.from_dict(check)
+        return recorded.retrain_conf() if recorded.action == "retrain" else None
 
     trigger_training = TriggerAsOfOperator(
         task_id="trigger_training",
         trigger_dag_id="training_pipeline",
         trigger_run_id="drift__{{ run_id }}",
         run_after="{{ dag_run.run_after }}",  # the check's day: a backfilled check retrains as of then
-        conf="{{ ti.xcom_pull(task_ids='check')['trigger_conf'] }}",
+        conf=retrain_needed(check.output),
         skip_when_already_exists=True,  # a retry or rerun never asks twice
     )
 
     @task
-    def record_retrain(result: dict, **context: Context) -> str:
+    def record_retrain(check: dict, **context: Context) -> str:
         from include.flights import monitoring
+        from include.mlops.records import DriftCheck
         from mlops_airflow.hooks import MlflowHook
 
         training_run_id = f"drift__{context['run_id']}"
-        monitoring.record_retrain(MlflowHook().get_settings(), result["monitoring_run_id"], training_run_id)
+        monitoring.record_retrain(MlflowHook().get_settings(), DriftCheck.from_dict(check).run_id, training_run_id)
         return training_run_id
 
     @task.short_circuit
-    def escalation_needed(result: dict) -> dict | None:
-        """The escalation for `drift_escalation` (falsy, so skipping the trigger, when there is none)."""
-        if not result["escalation"]:
-            return None
-        keys = ("model", "run_url", "report_url", "monitoring_run_id")
-        return {key: result[key] for key in keys} | {
-            "kind": result["escalation_kind"],
-            "message": result["escalation"],
-        }
+    def escalation_needed(check: dict) -> dict | None:
+        """The conf of `drift_escalation` (falsy, so skipping the trigger, when there is none)."""
+        from include.mlops.records import DriftCheck
+
+        return DriftCheck.from_dict(check).escalation_conf()
 
     TriggerAsOfOperator(
         task_id="escalate",
@@ -139,7 +140,7 @@ def drift_monitoring():
     )
 
     champion_serving() >> check
-    retrain_needed(check.output) >> trigger_training >> record_retrain(check.output)
+    trigger_training >> record_retrain(check.output)
 
 
 dag = drift_monitoring()

@@ -90,6 +90,14 @@ The promotion gate passed version {{ gated['candidate_version'] }} of {{ gated['
 {{ gated['report'] }}"""
 
 
+def hyperparameter(name: str, title: str, description: str, **bounds: float) -> Param:
+    """A field of the form's "Model" section: a hyperparameter of `ModelConfig`, its default the
+    model's own, a number or an integer as that default is."""
+    default = getattr(DEFAULT_MODEL, name)
+    kind = "integer" if isinstance(default, int) else "number"
+    return Param(default, type=kind, title=title, description=description, section="Model", **bounds)
+
+
 @dag(
     schedule=CronDataIntervalTimetable("0 3 * * 1", timezone="UTC"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
@@ -129,41 +137,29 @@ The promotion gate passed version {{ gated['candidate_version'] }} of {{ gated['
             description="Both read the same features of the model's Feast feature service.",
             section="Model",
         ),
-        "learning_rate": Param(
-            DEFAULT_MODEL.learning_rate,
-            type="number",
+        "learning_rate": hyperparameter(
+            "learning_rate",
+            "Learning rate",
+            "Gradient boosting only: the shrinkage of each tree (0.001 to 1).",
             minimum=0.001,
             maximum=1,
-            title="Learning rate",
-            description="Gradient boosting only: the shrinkage of each tree (0.001 to 1).",
-            section="Model",
         ),
-        "max_iter": Param(
-            DEFAULT_MODEL.max_iter,
-            type="integer",
+        "max_iter": hyperparameter(
+            "max_iter",
+            "Boosting iterations",
+            "Gradient boosting only: the number of trees (10 to 2000).",
             minimum=10,
             maximum=2000,
-            title="Boosting iterations",
-            description="Gradient boosting only: the number of trees (10 to 2000).",
-            section="Model",
         ),
-        "max_leaf_nodes": Param(
-            DEFAULT_MODEL.max_leaf_nodes,
-            type="integer",
-            minimum=2,
-            maximum=255,
-            title="Leaves per tree",
-            description="Gradient boosting only: 2 to 255.",
-            section="Model",
+        "max_leaf_nodes": hyperparameter(
+            "max_leaf_nodes", "Leaves per tree", "Gradient boosting only: 2 to 255.", minimum=2, maximum=255
         ),
-        "c": Param(
-            DEFAULT_MODEL.c,
-            type="number",
+        "c": hyperparameter(
+            "c",
+            "C, inverse regularization",
+            "Logistic regression only: larger is weaker regularization (above 0, up to 1000).",
             exclusiveMinimum=0,
             maximum=1000,
-            title="C, inverse regularization",
-            description="Logistic regression only: larger is weaker regularization (above 0, up to 1000).",
-            section="Model",
         ),
         "configurations": Param(
             1,

@@ -126,7 +126,7 @@ def _drift(settings: Settings, args: argparse.Namespace) -> object:
 
     at = (args.at or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
     rules = monitoring.load_rules(args.rules)
-    return monitoring.check(settings, at, args.days, rules, context={records.ACTOR: "command line"})
+    return monitoring.check(settings, at, args.days, rules, context={records.ACTOR: "command line"}).to_dict()
 
 
 INTERVAL_STEPS = {

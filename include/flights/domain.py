@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from include.flights import features
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from include.mlops.domain import Rules
     from include.mlops.drift import TrainingRuns
     from include.mlops.lake import Interval
-    from include.mlops.records import GateJudgement
+    from include.mlops.records import DriftCheck, GateJudgement
     from include.mlops.settings import Settings
 
 FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
@@ -46,10 +46,10 @@ class Flights:
         rules: Rules,
         training: TrainingRuns | None,
         context: Mapping[str, str],
-    ) -> dict[str, Any]:
+    ) -> DriftCheck:
         from include.flights import monitoring
 
-        return dict(monitoring.check(settings, at, days, monitoring.load_rules(rules), training, context))
+        return monitoring.check(settings, at, days, monitoring.load_rules(rules), training, context)
 
     def scorer(self, settings: Settings) -> FlightScorer:
         from include.flights.inference import FlightScorer

@@ -247,7 +247,7 @@ def check(
     rules: MonitorRules | None = None,
     training_runs: drift.TrainingRuns | None = None,
     context: Mapping[str, str] | None = None,
-) -> dict[str, object]:
+) -> records.DriftCheck:
     """One drift check as of `at` over the `days` before it; recorded, and returned for the caller.
 
     Raises `inference.NoChampionError` when there is no champion to monitor.
@@ -331,7 +331,7 @@ def check(
         drifted=tuple(decision.drifted_features),
         incidents=tuple(f"{f.column} {f.check}" for f in decision.incidents),
         not_judged=tuple(decision.not_judged),
-        reasons="; ".join(decision.reasons),
+        reasons=tuple(decision.reasons),
         held_by=tuple(training_runs.busy) if training_runs and decision.action == "hold" else (),
         escalation=alert.message if alert else "",
         escalation_kind=alert.kind if alert else "",
@@ -365,39 +365,8 @@ def check(
         reports[records.DriftCheck.QUALITY_REPORT] = quality_report.get_html_str(as_iframe=False)
         reports[records.DriftCheck.QUALITY_JSON] = quality_report.json()
     run = recorded.write(client, experiment_id, details, reports)
-
-    reason = f"drift_monitoring {at:%Y-%m-%d}: " + "; ".join(
-        r for r in decision.reasons if r.startswith(("drift:", "quality loss:"))
-    )
-    has_report = bool(result and result.snapshot is not None)
-    report_url = settings.run_url(experiment_id, run, records.DriftCheck.DRIFT_REPORT) if has_report else None
     log.info("Drift check %s: %s (%s)", at.isoformat(), decision.action, "; ".join(decision.reasons))
-    return {
-        "model": settings.model_name,
-        "champion_version": version,
-        "at": at.isoformat(),
-        "window": window.key,
-        "action": decision.action,
-        "condition": decision.condition,
-        "reasons": list(decision.reasons),
-        "drifted_features": list(decision.drifted_features),
-        "drift_share": decision.drift_share,
-        "incidents": [f.to_dict() for f in decision.incidents],
-        "not_judged": dict(decision.not_judged),
-        "quality": asdict(decision.quality) if decision.quality else None,
-        "realised": realised or None,
-        "escalation": alert.message if alert else None,
-        "escalation_kind": alert.kind if alert else None,
-        "monitoring_run_id": run,
-        "run_url": settings.run_url(experiment_id, run),
-        "report_url": report_url,
-        "trigger_conf": {
-            "reason": reason[:500],
-            "report_url": report_url,
-            "drifted_features": list(decision.drifted_features),
-            "not_judged": sorted(decision.not_judged),
-        },
-    }
+    return replace(recorded, run_id=run, experiment_id=experiment_id).linked(settings.run_url)
 
 
 def training_reference(run: Run, loaded: Classifier, inputs: list[str]) -> pd.DataFrame:

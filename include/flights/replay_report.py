@@ -54,6 +54,9 @@ MARKERS = {  # loop event kind: marker, label, row below the curves (a share of 
     "reject": ("x", "rejected by the gate", 0.18),
     "escalate": ("*", "escalated", 0.25),
 }
+REPORT = "report.md"
+PLOT = "quality.png"  # each week's ROC AUC by policy
+SUMMARY = "summary.json"  # `Replay.summary()`, whole
 EVENTS = "events.csv"  # the loop's decisions: day, kind, version, replaces, gate, detail
 WEEKS = "weeks.csv"  # a week's ROC AUC per policy (roc_auc_<policy>) and the loop's champions
 EVENT_COLUMNS = ("day", "kind", "version", "replaces", "gate", "detail")
@@ -137,11 +140,11 @@ def write(summary: Mapping[str, object], folder: Path) -> Path:
     return the report's path."""
     replay = _typed(summary)
     folder.mkdir(parents=True, exist_ok=True)
-    chart(replay, folder / "quality.png")
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    chart(replay, folder / PLOT)
+    (folder / SUMMARY).write_text(json.dumps(summary, indent=1, default=str))
     write_events(replay, folder / EVENTS)
     write_weeks(replay, folder / WEEKS)
-    path = folder / "report.md"
+    path = folder / REPORT
     path.write_text(markdown(replay))
     return path
 
@@ -202,7 +205,7 @@ def markdown(summary: Summary) -> str:
         f"The drift monitor's thresholds and limits and the rules' numbers were chosen on the weeks before "
         f"{config['held_out_from'][:10]} and frozen; the weeks from then on are held out.",
         "",
-        "![weekly quality per policy](quality.png)",
+        f"![weekly quality per policy]({PLOT})",
         "",
     ]
     for half in REPORTED:
@@ -303,32 +306,29 @@ def log_to_mlflow(settings: Settings, summary: Mapping[str, object], folder: Pat
     from mlflow import MlflowClient
 
     replay = _typed(summary)
-    experiment_id = tracking.connect(settings, records.REPLAY_EXPERIMENT)
-    client = MlflowClient()
     config = replay["config"]
-    run = client.create_run(
-        experiment_id,
-        run_name=f"replay {config['start'][:10]} to {config['end'][:10]}",
-        tags={records.CODE_VERSION: tracking.code_version()},
-    )
-    run_id = run.info.run_id
-    for key, value in config.items():
-        client.log_param(run_id, key, json.dumps(value) if isinstance(value, dict) else value)
+    metric = records.ReplayRun.metric
+    metrics: dict[str, float] = {}
     for name, result in replay["policies"].items():
         for half in HALVES:
             figures = result[half]
             for _, key, _ in TABLE:
-                value = float(figures[key])
-                if not math.isnan(value):
-                    client.log_metric(run_id, f"{name}.{half}.{key}", value)
-            client.log_metric(run_id, f"{name}.{half}.regret_worse", figures["regret"]["worse"])
-            client.log_metric(run_id, f"{name}.{half}.missed", figures["missed"])
-            client.log_metric(run_id, f"{name}.{half}.escalations", sum(figures["escalations"].values()))
-        client.log_metric(run_id, f"{name}.compute_seconds", sum(result["seconds"].values()))
-    for artifact in ("report.md", "quality.png", "summary.json", EVENTS, WEEKS):
-        client.log_artifact(run_id, str(folder / artifact))
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
+                if not math.isnan(value := float(figures[key])):
+                    metrics[metric(name, half, key)] = value
+            metrics[metric(name, half, "regret_worse")] = figures["regret"]["worse"]
+            metrics[metric(name, half, "missed")] = figures["missed"]
+            metrics[metric(name, half, "escalations")] = sum(figures["escalations"].values())
+        metrics[metric(name, "", "compute_seconds")] = sum(result["seconds"].values())
+    run = records.ReplayRun(
+        start=config["start"],
+        end=config["end"],
+        config=config,
+        metrics=metrics,
+        files=tuple(folder / name for name in (REPORT, PLOT, SUMMARY, EVENTS, WEEKS)),
+        code_version=tracking.code_version(),
+    )
+    experiment_id = tracking.connect(settings, records.REPLAY_EXPERIMENT)  # before the client: it sets the URI
+    return run.write(MlflowClient(), experiment_id)
 
 
 def _typed(summary: Mapping[str, object]) -> Summary:

@@ -266,11 +266,9 @@ def _fit_and_log(
         importances,
         reference_sample(train, prepared.features, config.seed),
         model.CATEGORICAL,
-    )
-    tracking.log_figures(
         tracking.evaluation_figures(
             validation[model.LABEL].to_numpy(), fitted.probabilities, threshold, pd.Series(importances)
-        )
+        ),
     )
     example = validation[prepared.features].head(5)
     logged = mlflow.sklearn.log_model(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from include.mlops.drift import TrainingRuns
     from include.mlops.lake import Interval
-    from include.mlops.records import GateJudgement
+    from include.mlops.records import DriftCheck, GateJudgement
     from include.mlops.settings import Settings
 
 Rules = str | Mapping[str, Any] | None  # a rule set: a mapping, a YAML file path or YAML text; None: the domain's
@@ -57,9 +57,9 @@ class Domain(Protocol):
         rules: Rules,
         training: TrainingRuns | None,
         context: Mapping[str, str],
-    ) -> dict[str, Any]:
-        """One drift check of the champion over the `days` before `at`, recorded; its outcome for
-        the tasks after it. Raises `registry.NoChampionError`, or `drift.DriftRulesError` for
+    ) -> DriftCheck:
+        """One drift check of the champion over the `days` before `at`, recorded, with its pages in
+        MLflow's UI (`DriftCheck.linked`). Raises `registry.NoChampionError`, or `drift.DriftRulesError` for
         malformed rules."""
         ...
 

@@ -1,23 +1,19 @@
 """Feast helpers: build the store for a profile, apply definitions only when they changed,
 materialize an interval, name and register feature services, point-in-time training sets.
 
-Writes to the registry are serialized. Feast's file registry (the embedded profile) is one
-protobuf file that every write reads, changes and rewrites whole, in place: two processes
-writing at once (a backfill's materialization beside the daily run's, a training run registering
-its feature service) lose each other's changes, and a reader that catches the file half-written
-sees an empty registry. So every write here holds a lock in the state folder and starts from a
-fresh read of the registry, and the embedded registry is written by `feast_registry.AtomicFileRegistryStore`,
-which replaces the file in one rename.
+Both profiles keep Feast's SQL registry (SQLite in the state folder, PostgreSQL in production):
+a write changes its own object's row in a transaction, so processes writing at once (a
+backfill's materialization beside the daily run's, a training run registering its feature
+service) need no lock of the project's (docs/decisions/0005-feast-sql-registry.md).
 
 Importing this module does not import Feast (a task that finds nothing to do should not pay for it).
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from string import Template
@@ -39,20 +35,59 @@ def config_file(settings: Settings) -> Path:
     return settings.feature_repo / CONFIG_FILES[settings.profile]
 
 
-def load_store(settings: Settings) -> FeatureStore:
-    """The feature store of the settings' profile, rooted at the state folder."""
+def config_values(settings: Settings) -> dict[str, object]:
+    """The profile's Feast configuration as a mapping, its `${...}` names replaced by the settings'
+    values. (Feast's own `${VAR}` expansion reads the process environment only, and these values
+    may come from an Airflow connection or a test's settings.)"""
     import yaml
-    from feast import FeatureStore, RepoConfig
 
-    text = config_file(settings).read_text()
     values = {
+        "MLOPS_FEAST_DIR": str(settings.feast_dir.resolve()),
         "MLOPS_FEAST_REGISTRY_URL": settings.feast_registry_url or "",
         "MLOPS_FEAST_REDIS": settings.feast_redis or "",
     }
-    config = RepoConfig(**yaml.safe_load(Template(text).substitute(values)))
+    return yaml.safe_load(Template(config_file(settings).read_text()).substitute(values))
+
+
+def load_store(settings: Settings, **overrides: object) -> FeatureStore:
+    """The feature store of the settings' profile, rooted at the state folder; `overrides` replace
+    top-level sections of its configuration (a benchmark's other offline store)."""
+    from feast import FeatureStore, RepoConfig
+
+    config = RepoConfig(**config_values(settings) | overrides)
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     config.repo_path = Path(settings.state_dir)
-    return FeatureStore(repo_path=str(settings.state_dir), config=config)
+    store = FeatureStore(repo_path=str(settings.state_dir), config=config)
+    if (old := settings.feast_dir / FILE_REGISTRY).exists():
+        import_file_registry(store, old)
+    return store
+
+
+FILE_REGISTRY = "registry.db"  # the embedded profile's registry file before the SQL registry
+
+
+def import_file_registry(store: FeatureStore, path: Path) -> None:
+    """Register what a Feast file registry at `path` holds (entities, feature views with their
+    materialized intervals, feature services: model versions' too) in `store`'s registry, then
+    rename the file `*.imported`, so that a state folder made before the SQL registry keeps its
+    model versions' feature services. Objects the registry already has are left as they are."""
+    from feast import Entity, FeatureService, FeatureView
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+
+    registry = RegistryProto.FromString(path.read_bytes())
+    project = store.project
+    registered = [*store.list_entities(), *store.list_feature_views(), *store.list_feature_services()]
+    known = {(type(o), o.name) for o in registered}
+    objects = [
+        *(Entity.from_proto(p) for p in registry.entities if p.spec.project == project),
+        *(FeatureView.from_proto(p) for p in registry.feature_views if p.spec.project == project),
+        *(FeatureService.from_proto(p) for p in registry.feature_services if p.spec.project == project),
+    ]
+    if missing := [o for o in objects if (type(o), o.name) not in known]:
+        store.apply(missing)
+    log.info("Imported the file registry %s: %s", path, ", ".join(o.name for o in missing) or "nothing new")
+    with contextlib.suppress(FileNotFoundError):  # another process imported it at the same time
+        path.replace(path.with_name(path.name + ".imported"))
 
 
 APPLIED = "applied-definitions.sha256"  # in the Feast folder: the fingerprint last applied
@@ -75,21 +110,6 @@ def definitions_fingerprint(settings: Settings, sources: Sequence[Path]) -> str:
     for part in parts:
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()
-
-
-@contextmanager
-def registry_writes(store: FeatureStore) -> Iterator[None]:
-    """Hold the registry's write lock (one writer at a time on this machine) and start from a
-    fresh read of the registry, so that no other writer's change is overwritten."""
-    folder = Path(store.repo_path) / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "feast-registry.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            store.refresh_registry()
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def apply_if_changed(store: FeatureStore, objects: Sequence[object]) -> list[str]:
@@ -117,19 +137,19 @@ def apply_if_changed(store: FeatureStore, objects: Sequence[object]) -> list[str
         feature_services=services,
         permissions=[],
     )
-    with registry_writes(store):
-        registry_diff, _, _ = store.plan(desired)
-        changed = [
-            f"{diff.feast_object_type.value} {diff.name}"
-            for diff in registry_diff.feast_object_diffs
-            if diff.transition_type == TransitionType.CREATE
-            or (diff.transition_type == TransitionType.UPDATE and _differs(diff))
-        ]
-        if changed:
-            log.info("Applying changed Feast definitions: %s", ", ".join(changed))
-            store.apply([*entities, *views, *services])
-        else:
-            log.info("Feast definitions unchanged; nothing applied")
+    store.refresh_registry()  # compare with the registry as it is now, not a cached copy
+    registry_diff, _, _ = store.plan(desired)
+    changed = [
+        f"{diff.feast_object_type.value} {diff.name}"
+        for diff in registry_diff.feast_object_diffs
+        if diff.transition_type == TransitionType.CREATE
+        or (diff.transition_type == TransitionType.UPDATE and _differs(diff))
+    ]
+    if changed:
+        log.info("Applying changed Feast definitions: %s", ", ".join(changed))
+        store.apply([*entities, *views, *services])
+    else:
+        log.info("Feast definitions unchanged; nothing applied")
     return changed
 
 
@@ -192,8 +212,7 @@ def materialize(store: FeatureStore, start: datetime, end: datetime, views: Sequ
     """Load the offline rows stamped in [start, end) of `views` into the online store."""
     log.info("Materializing %s over [%s, %s)", ", ".join(views), start.isoformat(), end.isoformat())
     # Feast's window includes its end; a row stamped at `end` belongs to the next interval.
-    with registry_writes(store):  # materialization records its intervals in the registry
-        store.materialize(start_date=start, end_date=end - timedelta(microseconds=1), feature_views=list(views))
+    store.materialize(start_date=start, end_date=end - timedelta(microseconds=1), feature_views=list(views))
 
 
 def feature_service_name(model: str, version: int | str) -> str:
@@ -230,8 +249,7 @@ def register_feature_service(
     from feast import FeatureService
 
     service = FeatureService(name=feature_service_name(model, version), features=list(views), description=description)
-    with registry_writes(store):
-        store.apply([service])
+    store.apply([service])
     return service
 
 

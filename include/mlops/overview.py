@@ -139,9 +139,8 @@ def drift_checks(settings: Settings, model: str) -> list[DriftCheck]:
 
     experiment = tracking.connect(settings, records.DRIFT_EXPERIMENT)
     runs = records.search(MlflowClient(), experiment, DriftCheck.of_model(model))
-    return sorted(
-        (DriftCheck.read(run) for run in runs), key=lambda c: c.at
-    )  # stable: runs of one time keep their order
+    checks = (DriftCheck.read(run).linked(settings.run_url) for run in runs)
+    return sorted(checks, key=lambda c: c.at)  # stable: runs of one time keep their order
 
 
 def _registry(client: MlflowClient, model: str) -> tuple[list[ModelVersion], dict[str, list[str]]]:

@@ -26,9 +26,10 @@ is what the scoring task hands on.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from include.mlops import drift
@@ -37,6 +38,7 @@ from include.mlops.lake import Interval
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
     from mlflow import MlflowClient
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
@@ -199,6 +201,7 @@ class CandidateRun:
     IMPORTANCE: ClassVar[str] = "importance.json"  # permutation importance of each input
     REFERENCE: ClassVar[str] = "reference/training_features.json"  # a sample of the training features
     EVALUATION: ClassVar[str] = "evaluation.json"  # validation metrics, overall and by slice
+    PLOT: ClassVar[str] = "plots/{name}.png"  # ROC and PR curves, calibration, confusion matrix, importance
     OWN: ClassVar[tuple[str, ...]] = (
         "threshold",
         "train_rows",
@@ -256,15 +259,20 @@ class CandidateRun:
         importance: Mapping[str, float],
         reference: pd.DataFrame,
         text_columns: list[str],
+        figures: Mapping[str, Figure],
     ) -> None:
-        """Log the validation metrics, the importances and the training-feature sample to the active
-        run (its `text_columns` as text, missing values included: MLflow's tables keep one type a
-        column)."""
+        """Log the validation metrics, the importances, the training-feature sample (its
+        `text_columns` as text, missing values included: MLflow's tables keep one type a column)
+        and the plots a person looks at (`plots/<name>.png`, each figure closed) to the active run."""
+        import matplotlib.pyplot as plt
         import mlflow
 
         mlflow.log_dict(dict(evaluation), cls.EVALUATION)
         mlflow.log_dict(dict(importance), cls.IMPORTANCE)
         mlflow.log_table(reference.assign(**{c: reference[c].astype(str) for c in text_columns}), cls.REFERENCE)
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, cls.PLOT.format(name=name))
+            plt.close(figure)
 
     @classmethod
     def importance(cls, run_id: str) -> dict[str, float] | None:
@@ -566,7 +574,7 @@ class DriftCheck(_MadeBy):
     drifted: tuple[str, ...] = ()
     incidents: tuple[str, ...] = ()  # data-quality findings: "column check"
     not_judged: tuple[str, ...] = ()  # columns drift could not judge
-    reasons: str = ""
+    reasons: tuple[str, ...] = ()  # what was seen and why it led to the action
     held_by: tuple[str, ...] = ()  # the training runs that held its retrain back
     escalation: str = ""
     escalation_kind: str = ""  # data_quality or retrain_did_not_help
@@ -618,7 +626,7 @@ class DriftCheck(_MadeBy):
             "drifted": ", ".join(self.drifted),
             "incidents": ", ".join(self.incidents),
             "not_judged": ", ".join(self.not_judged),
-            "reasons": self.reasons,
+            "reasons": "; ".join(self.reasons),
             "held_by": ", ".join(self.held_by),
             "escalation": self.escalation,
             "escalation_kind": self.escalation_kind,
@@ -677,7 +685,7 @@ class DriftCheck(_MadeBy):
             drifted=_listed(tags.get("drifted", "")),
             incidents=_listed(tags.get("incidents", "")),
             not_judged=_listed(tags.get("not_judged", "")),
-            reasons=tags.get("reasons", ""),
+            reasons=tuple(tags["reasons"].split("; ")) if tags.get("reasons") else (),
             held_by=_listed(tags.get("held_by", "")),
             escalation=tags.get("escalation", ""),
             escalation_kind=tags.get("escalation_kind", ""),
@@ -706,13 +714,101 @@ class DriftCheck(_MadeBy):
             muted_until=self.answer.muted_until if self.answer else None,
         )
 
+    def linked(self, run_url: Callable[..., str]) -> DriftCheck:
+        """The check with its pages in MLflow's UI: the run, and Evidently's drift report when drift
+        was computed (`run_url` is `Settings.run_url`)."""
+        report = run_url(self.experiment_id, self.run_id, self.DRIFT_REPORT) if self.computed else ""
+        return replace(self, run_url=run_url(self.experiment_id, self.run_id), report_url=report)
+
+    def retrain_conf(self) -> dict[str, Any]:
+        """The conf of the `training_pipeline` run a retrain asks for: why, Evidently's report, the
+        drifted columns and those drift could not judge."""
+        seen = "; ".join(r for r in self.reasons if r.startswith(("drift:", "quality loss:")))
+        return {
+            "reason": f"drift_monitoring {self.at:%Y-%m-%d}: {seen}"[:500],
+            "report_url": self.report_url,
+            "drifted_features": list(self.drifted),
+            "not_judged": sorted(self.not_judged),
+        }
+
+    def escalation_conf(self) -> dict[str, Any] | None:
+        """The conf of the `drift_escalation` run that asks a person what to do; None when the check
+        escalated nothing."""
+        if not self.escalation:
+            return None
+        return {
+            "model": self.model,
+            "kind": self.escalation_kind,
+            "message": self.escalation,
+            "run_url": self.run_url,
+            "report_url": self.report_url,
+            "monitoring_run_id": self.run_id,
+        }
+
+    LISTED: ClassVar[tuple[str, ...]] = ("drifted", "incidents", "not_judged", "reasons", "held_by")
+    DERIVED: ClassVar[tuple[str, ...]] = ("airflow_run_id", "drift_share", "realised_roc_auc", "baseline_roc_auc")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {
-            "airflow_run_id": self.airflow_run_id,
-            "drift_share": self.drift_share,
-            "realised_roc_auc": self.realised_roc_auc,
-            "baseline_roc_auc": self.baseline_roc_auc,
+            "at": self.at.isoformat(),
+            "answer": self.answer.to_dict() if self.answer else None,
+            **{name: list(getattr(self, name)) for name in self.LISTED},
+            **{name: getattr(self, name) for name in self.DERIVED},
         }
+
+    @classmethod
+    def from_dict(cls, value: Mapping[str, Any]) -> DriftCheck:
+        fields = {key: item for key, item in value.items() if key not in cls.DERIVED}
+        return cls(
+            **fields
+            | {key: tuple(fields.get(key, ())) for key in cls.LISTED}
+            | {
+                "at": datetime.fromisoformat(fields["at"]),
+                "answer": Answer.from_dict(fields["answer"]) if fields.get("answer") else None,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """One replay of the year, as its run of the experiment `replay` records it: its configuration
+    (params, a mapping as JSON), each policy's figures (metrics named by `metric`) and the replay
+    folder's report and log (artifacts, by their file names)."""
+
+    start: str
+    end: str
+    config: Mapping[str, object]
+    metrics: Mapping[str, float]
+    files: tuple[Path, ...]
+    code_version: str = ""
+
+    @staticmethod
+    def metric(policy: str, half: str, figure: str) -> str:
+        """`<policy>.<half>.<figure>`: the loop's held-out ROC AUC is `loop.held_out.mean_roc_auc`."""
+        return ".".join(part for part in (policy, half, figure) if part)
+
+    def write(self, client: MlflowClient, experiment_id: str) -> str:
+        """Record the replay as a new finished run; return its id."""
+        import time
+
+        from mlflow.entities import Metric, Param
+
+        run = client.create_run(
+            experiment_id,
+            run_name=f"replay {self.start[:10]} to {self.end[:10]}",
+            tags={CODE_VERSION: self.code_version} if self.code_version else {},
+        ).info.run_id
+        params = [
+            Param(key, json.dumps(value) if isinstance(value, Mapping) else str(value))
+            for key, value in self.config.items()
+        ]
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(key, float(value), stamp, 0) for key, value in self.metrics.items()]
+        client.log_batch(run, metrics=metrics, params=params)
+        for path in self.files:
+            client.log_artifact(run, str(path))
+        client.set_terminated(run, "FINISHED")
+        return run
 
 
 @dataclass(frozen=True)

@@ -94,16 +94,6 @@ def log_dataset(frame: pd.DataFrame, name: str, source: str, context: str, targe
     mlflow.log_input(compat.with_schema(dataset, frame), context=context)
 
 
-def log_figures(figures: Mapping[str, object]) -> None:
-    """Save each matplotlib figure as `plots/<name>.png` of the active run."""
-    import matplotlib.pyplot as plt
-    import mlflow
-
-    for name, figure in figures.items():
-        mlflow.log_figure(figure, f"plots/{name}.png")
-        plt.close(figure)
-
-
 def evaluation_figures(
     y: np.ndarray, p: np.ndarray, threshold: float, importance: pd.Series | None = None
 ) -> dict[str, object]:

@@ -54,10 +54,10 @@ def timeline(
     markers: list[Marker] = []
     for check in checks:  # oldest first, so a day's last check wins
         day = check.at.date()
-        summary = f"{day}: {check.action} (champion v{check.champion_version}) {check.reasons}"
+        summary = f"{day}: {check.action} (champion v{check.champion_version}) {'; '.join(check.reasons)}"
         days[day] = Day(day, check.drift_share, check.realised_roc_auc, check.baseline_roc_auc, summary)
         if check.retrain_run_id:
-            why = ", ".join(check.drifted) or check.reasons
+            why = ", ".join(check.drifted) or "; ".join(check.reasons)
             markers.append(Marker(day, "retrain", f"{day}: retrain triggered: {why}"))
         if check.escalation:
             kind = check.escalation_kind.replace("_", " ")

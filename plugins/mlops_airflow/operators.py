@@ -94,8 +94,8 @@ class DriftCheckOperator(BaseOperator):
     production week; the drift policy of `include.mlops.drift` decides whether a person must look
     at broken data, whether to ask for a retrain, and whether to escalate. The check is recorded
     as a `records.DriftCheck`, with the reports as HTML and JSON; the task's extra links open the
-    Evidently report and the check's MLflow run. The decision is
-    returned (XCom) for the tasks that trigger training and escalate. It skips when there is no
+    Evidently report and the check's MLflow run. The record (`DriftCheck.to_dict`) is returned
+    (XCom) for the tasks that trigger training and escalate. It skips when there is no
     champion to monitor.
 
     :param window_days: days of the predictions log before the run's time (templated).
@@ -152,8 +152,8 @@ class DriftCheckOperator(BaseOperator):
             raise AirflowSkipException(str(error)) from None
         except DriftRulesError as error:
             raise AirflowFailException(str(error)) from None  # retrying cannot fix the rules
-        if result["report_url"]:
-            DriftReportLink().persist(context, result["report_url"])
-        MonitoringRunLink().persist(context, result["run_url"])
-        self.log.info("Decision: %s; %s", result["action"], "; ".join(result["reasons"]))
-        return result
+        if result.report_url:
+            DriftReportLink().persist(context, result.report_url)
+        MonitoringRunLink().persist(context, result.run_url)
+        self.log.info("Decision: %s; %s", result.action, "; ".join(result.reasons))
+        return result.to_dict()

@@ -164,33 +164,33 @@ def test_batch_inference_then_drift_monitoring_over_real_days(dags, state: Setti
     result = result_of(run)
     assert result["action"] == "retrain" and result["incidents"] == []
     assert result["window"] == "20261116T0000Z_20261123T0000Z"
-    quality = result["quality"]
-    assert quality["baseline_window"] == FIRST_WEEK.key and quality["rows"] > 5000 and quality["low"] > 0.05
+    assert result["metrics"]["labelled_rows"] > 5000 and result["metrics"]["quality_loss_low"] > 0.05
     assert result["reasons"][0].startswith("quality loss: realised roc_auc")
     assert result["drift_share"] < 0.5  # the inputs the model relies on did not move beyond their usual noise
+    assert result["run_url"].startswith(f"{state.mlflow_ui_url}/#/experiments/{result['experiment_id']}/runs/")
     assert result["report_url"] == result["run_url"].replace("?", "/artifacts/drift/report.html?")
     check_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "check")
     assert check_ti.xcom_pull(task_ids="check", key="_link_DriftReportLink") == result["report_url"]
     client = MlflowClient()
-    assert {a.path for a in client.list_artifacts(result["monitoring_run_id"], "drift")} == {
+    assert {a.path for a in client.list_artifacts(result["run_id"], "drift")} == {
         "drift/report.html",
         "drift/report.json",
     }
-    html = client.download_artifacts(result["monitoring_run_id"], "drift/report.html")
+    html = client.download_artifacts(result["run_id"], "drift/report.html")
     assert "weather__temp" in Path(html).read_text()
-    assert {a.path for a in client.list_artifacts(result["monitoring_run_id"], "quality")} == {
+    assert {a.path for a in client.list_artifacts(result["run_id"], "quality")} == {
         "quality/report.html",
         "quality/report.json",
     }
     # The decision counts the drifted columns as the report does (its tests include the prediction's).
-    report = json.loads(Path(client.download_artifacts(result["monitoring_run_id"], "drift/report.json")).read_text())
+    report = json.loads(Path(client.download_artifacts(result["run_id"], "drift/report.json")).read_text())
     drift_tests = [t for t in report["tests"] if "ValueDrift" in t["metric_config"]["params"]["type"]]
     failed = sum(str(t["status"]).endswith("FAIL") for t in drift_tests)
     assert f"{failed} of {len(drift_tests)} columns in the report" in "; ".join(result["reasons"])
-    record = json.loads(Path(client.download_artifacts(result["monitoring_run_id"], "decision.json")).read_text())
+    record = json.loads(Path(client.download_artifacts(result["run_id"], "decision.json")).read_text())
     weights = {c["column"]: c["weight"] for c in record["columns"] if c["column"] != "prediction"}
     assert sum(weights.values()) == pytest.approx(1.0)  # the champion's importances, as shares
-    assert record["reference"] == FIRST_WEEK.key
+    assert record["reference"] == FIRST_WEEK.key and record["baseline"] == FIRST_WEEK.key
 
     [(run_id, conf, _)] = training_runs()
     assert run_id == f"drift__{run.run_id}"
@@ -221,9 +221,9 @@ def test_no_new_trigger_while_training_is_queued_nor_during_the_cooldown(dags, s
 
     finish_training_runs("failed")
     cooling = monitoring.check(state, day(24), rules=monitoring.load_rules(RULES))
-    assert cooling["action"] == "hold" and any(r.startswith("cooling down after") for r in cooling["reasons"])
+    assert cooling.action == "hold" and any(r.startswith("cooling down after") for r in cooling.reasons)
     assert len(training_runs()) == 1
-    assert cooling["escalation"] is None  # the retrain has no gate decision yet
+    assert cooling.escalation_conf() is None  # the retrain has no gate decision yet
 
 
 def test_escalation_when_retraining_did_not_help(dags, state: Settings) -> None:
@@ -255,7 +255,7 @@ def test_escalation_when_retraining_did_not_help(dags, state: Settings) -> None:
     assert checks(state)[-1].data.tags["drift.escalation_kind"] == "retrain_did_not_help"
 
     again = monitoring.check(state, day(24), rules=monitoring.load_rules(rules))  # the same condition: no second alert
-    assert again["action"] == "hold" and again["escalation"] is None
+    assert again.action == "hold" and again.escalation_conf() is None
 
 
 def test_a_broken_weather_feed_is_an_incident_a_person_is_called_and_nothing_is_retrained(
@@ -270,7 +270,7 @@ def test_a_broken_weather_feed_is_an_incident_a_person_is_called_and_nothing_is_
     assert states(run)["trigger_training"] == "skipped" and states(run)["escalate"] == "success"
     result = result_of(run)
     assert result["action"] == "incident" and result["escalation_kind"] == "data_quality"
-    assert ("weather__temp", "out_of_range") in {(f["column"], f["check"]) for f in result["incidents"]}
+    assert "weather__temp out_of_range" in result["incidents"]
     assert result["reasons"][0].startswith("data-quality incident: ") and "weather__temp" in result["reasons"][0]
     asked = escalation_asked(run)
     assert asked["kind"] == "data_quality" and "weather__temp" in asked["message"]
@@ -314,9 +314,9 @@ def test_an_hour_of_features_makes_its_predictions_and_a_day_of_predictions_its_
 
 def test_a_window_without_predictions_is_skipped_with_a_message(state: Settings) -> None:
     result = monitoring.check(state, day(1), days=7, rules=monitoring.load_rules(RULES))
-    assert result["action"] == "skip" and result["report_url"] is None
-    assert result["reasons"][0].startswith("drift not judged: 0 current rows (at least 1000)")
-    assert result["reasons"][1].startswith("quality not judged")
+    assert result.action == "skip" and result.report_url == "" and result.run_url
+    assert result.reasons[0].startswith("drift not judged: 0 current rows (at least 1000)")
+    assert result.reasons[1].startswith("quality not judged")
 
 
 def test_the_reports_verdicts_are_the_checks_and_the_lean_path_gives_the_same(weeks: Path, tmp_path: Path) -> None:

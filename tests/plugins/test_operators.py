@@ -46,11 +46,22 @@ class Recording:
             model_version_url=f"http://mlflow/{version}", report_url=f"http://mlflow/{version}/report",
         )  # fmt: skip
 
-    def check(self, settings, at, days, rules, training, context) -> dict[str, Any]:
+    def check(self, settings, at, days, rules, training, context) -> records.DriftCheck:
         self.asked.append(("check", (at, days, rules, training, dict(context))))
         if self.error:
             raise self.error
-        return {"action": "no_drift", "reasons": ["nothing drifted"], "report_url": None, "run_url": "http://run"}
+        return records.DriftCheck(
+            model="another_model",
+            at=at,
+            action="no_drift",
+            condition=False,
+            champion_version=2,
+            window="w",
+            reference="r",
+            reasons=("nothing drifted",),
+            context=context,
+            run_url="http://run",
+        )
 
 
 DOMAIN = Recording()
@@ -110,6 +121,7 @@ def test_the_drift_operator_asks_the_domain_and_hands_on_its_outcome(domain: Rec
     outcome = DriftCheckOperator(task_id="check", window_days="3").execute(ran)
     [(kind, (at, days, rules, training, _))] = domain.asked
     assert (kind, at, days, rules, training.busy) == ("check", AT, 3, None, ())
+    assert records.DriftCheck.from_dict(outcome).reasons == ("nothing drifted",)  # the record, through XCom
     assert outcome["action"] == "no_drift" and list(ran["ti"].pushed.values()) == ["http://run"]
 
 

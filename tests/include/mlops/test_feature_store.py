@@ -13,6 +13,7 @@ from include.feature_repo import definitions
 from include.flights import pipeline
 from include.mlops.feature_store import (
     APPLIED,
+    FILE_REGISTRY,
     apply_if_changed,
     definitions_fingerprint,
     feature_service_name,
@@ -60,7 +61,7 @@ def test_unchanged_definitions_are_not_compared_and_feast_not_imported(settings:
 
 def test_embedded_state_lives_in_the_state_folder(settings: Settings) -> None:
     pipeline.apply_definitions(settings)
-    assert (settings.feast_dir / "registry.db").is_file()
+    assert (settings.feast_dir / "registry.sqlite").is_file()
     source = load_store(settings).get_feature_view("route_ops").batch_source
     assert source.path == str(settings.state_dir / "lake/features/route_ops/*.parquet")
 
@@ -79,8 +80,8 @@ def test_one_feature_service_per_model_version(settings: Settings) -> None:
 
 
 def test_concurrent_registry_writers_lose_nothing(settings: Settings) -> None:
-    """Processes that write the file registry at once (a backfill's runs, a training run) each
-    keep their change: the writes are serialized, and each starts from a fresh read."""
+    """Processes that write the registry at once (a backfill's runs, a training run) each keep
+    their change: the SQL registry writes each object's own row."""
     from concurrent.futures import ThreadPoolExecutor
 
     pipeline.apply_definitions(settings)
@@ -97,6 +98,27 @@ def test_concurrent_registry_writers_lose_nothing(settings: Settings) -> None:
     names = {service.name for service in load_store(settings).list_feature_services()}
     assert names == {f"model{w}_v{v}" for w in range(3) for v in range(6)}
     assert len(load_store(settings).list_feature_views()) == len(definitions.FEATURE_VIEWS)
+
+
+def test_the_file_registry_of_an_older_state_folder_is_imported(settings: Settings) -> None:
+    """A state folder made when the embedded registry was Feast's file registry keeps its
+    definitions, materialized intervals and model versions' feature services: the first store
+    built imports the file, once."""
+    from datetime import UTC, datetime
+
+    old = settings.feast_dir / FILE_REGISTRY
+    before = load_store(settings, registry={"path": str(old)})  # Feast's file registry, as it was
+    apply_if_changed(before, [*definitions.ENTITIES, *definitions.FEATURE_VIEWS])
+    interval = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 2, tzinfo=UTC))
+    before.registry.apply_materialization(before.get_feature_view("weather"), before.project, *interval)
+    register_feature_service(before, "flight_delay", 3, [before.get_feature_view("weather")])
+
+    store = load_store(settings)
+    assert not old.exists() and old.with_name(FILE_REGISTRY + ".imported").is_file()
+    assert [p.name for p in store.get_feature_service("flight_delay_v3").feature_view_projections] == ["weather"]
+    assert {v.name for v in store.list_feature_views()} == {v.name for v in definitions.FEATURE_VIEWS}
+    assert store.get_feature_view("weather").materialization_intervals == [interval]
+    assert pipeline.apply_definitions(settings) == []  # nothing left to apply
 
 
 @pytest.mark.parametrize(("model", "version"), [("", 1), ("m", "latest"), ("m", -1)])

@@ -5,9 +5,11 @@ and Feast's resolution of a version's feature service)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 import pytest
@@ -49,9 +51,13 @@ def test_a_candidate_run_is_written_and_read_back(store: Settings) -> None:
         train_positive_rate=0.21,
     )
     sample = pd.DataFrame({"carrier": ["UA", None], "distance": [200.0, 1000.0]})
+    figure = plt.figure()
     with mlflow.start_run(experiment_id=tracking.connect(store)) as run:
         written.write()
-        CandidateRun.log_details({"overall": {"roc_auc": 0.7}}, {"distance": 0.02}, sample, ["carrier"])
+        details = ({"overall": {"roc_auc": 0.7}}, {"distance": 0.02}, sample, ["carrier"])
+        CandidateRun.log_details(*details, {"roc_curve": figure})
+    assert not plt.fignum_exists(figure.number)  # closed once logged
+    assert [a.path for a in MlflowClient().list_artifacts(run.info.run_id, "plots")] == ["plots/roc_curve.png"]
     found = MlflowClient().get_run(run.info.run_id)
     read = CandidateRun.read(found)
     assert read.threshold == 0.3 and read.evaluation_start == written.evaluation_start
@@ -115,7 +121,7 @@ def test_a_drift_check_its_retrain_and_the_answer_to_its_escalation_are_read_bac
         reference="training",
         drifted=("weather__temp", "distance"),
         incidents=("weather__wind_speed stuck_value",),
-        reasons="drift: 2 features",
+        reasons=("drift: 2 features", "quality not judged: 10 labelled rows (at least 1000)"),
         escalation="the retrain did not help",
         escalation_kind="retrain_did_not_help",
         escalated="retrain_did_not_help 2026-11-16",
@@ -138,6 +144,21 @@ def test_a_drift_check_its_retrain_and_the_answer_to_its_escalation_are_read_bac
         check.escalated,
     )
     assert mlflow.artifacts.load_text(f"runs:/{run}/{DriftCheck.DRIFT_REPORT}") == "<html></html>"
+    assert found.reasons == check.reasons
+
+    linked = found.linked(store.run_url)  # what the check task hands on, and the view shows
+    assert linked.run_url == store.run_url(experiment, run)
+    assert linked.report_url == store.run_url(experiment, run, DriftCheck.DRIFT_REPORT)
+    assert DriftCheck.from_dict(linked.to_dict()) == linked  # what XCom carries
+    assert linked.retrain_conf() == {
+        "reason": "drift_monitoring 2026-11-23: drift: 2 features",
+        "report_url": linked.report_url,
+        "drifted_features": ["weather__temp", "distance"],
+        "not_judged": [],
+    }
+    asked = linked.escalation_conf()
+    assert asked is not None and (asked["kind"], asked["monitoring_run_id"]) == ("retrain_did_not_help", run)
+    assert replace(linked, escalation="").escalation_conf() is None
 
 
 def test_an_audit_entry_and_the_version_it_made_champion(store: Settings) -> None:
