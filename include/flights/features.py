@@ -219,8 +219,8 @@ def _waiting(
     sched = flights["sched_dep_at"]
     left = flights["flight_id"].map(departures.drop_duplicates("flight_id").set_index("flight_id")["departed_at"])
     out_of_window = sched + window
-    # An early departure never waits; one not known to have left waits until it leaves the window.
-    left = left.where(left > sched, sched)
+    # An early departure never waits; one not known to have left (NaN) waits until it leaves the window.
+    left = left.where(left.isna() | (left > sched), sched)
     stopped_waiting = left.where(left < out_of_window, out_of_window)
     hours = ((sched - grid[0]) / STEP).to_numpy()  # from the grid's start: small, exact sums
     keys = _keys(flights, key)

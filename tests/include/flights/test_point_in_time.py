@@ -3,6 +3,8 @@ prediction time, checked against an independent DuckDB computation on the same c
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -284,3 +286,30 @@ def test_changing_the_future_does_not_change_features_of_the_past(clean: dict[st
             before[past].reset_index(drop=True), after[after["event_timestamp"] <= cut].reset_index(drop=True)
         )
         assert not before[~past].equals(after[after["event_timestamp"] > cut])
+
+
+def test_features_of_the_past_are_the_same_before_the_future_is_known(clean: dict[str, pd.DataFrame]) -> None:
+    """The hourly run builds its rows from the departures and outcomes known by then; the first run
+    of a day or a backfill knows those of later hours too. Rows stamped up to the cut-off must not
+    differ: a flight that has not left by g waits at g whether it left later or is not known to
+    have left, and an aircraft's latest departure is the same."""
+    departures, schedule, outcomes = clean["departures"], clean["schedule"], clean["outcomes"]
+    cut = BUILT.start + timedelta(days=3, hours=20)  # mid-afternoon in New York: flights waiting
+    known = departures[departures["departed_at"] < cut]
+    landed = outcomes[outcomes["outcome_at"] < cut]
+    built = {
+        key: (
+            features.departure_features(departures, schedule, key, BUILT.start, BUILT.end, 15),
+            features.departure_features(known, schedule, key, BUILT.start, cut, 15),
+        )
+        for key in features.DEPARTURE_KEYS.values()
+    }
+    later, then = built["origin"]
+    assert later.loc[later["event_timestamp"] == cut, "n_waiting_2h"].sum() > 0  # flights wait at the cut-off
+    built["aircraft"] = (
+        features.aircraft_departure_features(departures, outcomes, BUILT.start, BUILT.end),
+        features.aircraft_departure_features(known, landed, BUILT.start, cut),
+    )
+    for name, (later, then) in built.items():
+        past = later[later["event_timestamp"] <= cut].reset_index(drop=True)
+        pd.testing.assert_frame_equal(past, then.reset_index(drop=True), obj=name)
