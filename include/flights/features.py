@@ -69,6 +69,7 @@ DEPARTURE_KEYS = {"origin_departures": "origin", "carrier_departures": "carrier_
 DEPARTURE_WINDOW_HOURS = 2
 DEPARTURE_REACH = timedelta(hours=24)  # how far back a departure keeps its key's rows written
 STEP = timedelta(hours=1)  # the grid of the trailing statistics
+MINUTE = timedelta(minutes=1)
 COVERAGE_VIEW = "weather"  # the view whose partitions say which hours have features
 DEPARTURE_FEATURES = [
     "n_departures_2h", "n_cancelled_2h", "mean_dep_delay_2h", "late_departure_share_2h",
@@ -222,7 +223,9 @@ def _waiting(
     # An early departure never waits; one not known to have left (NaN) waits until it leaves the window.
     left = left.where(left.isna() | (left > sched), sched)
     stopped_waiting = left.where(left < out_of_window, out_of_window)
-    hours = ((sched - grid[0]) / STEP).to_numpy()  # from the grid's start: small, exact sums
+    # Whole minutes from the grid's start (schedules are to the minute): sums of integers, exact,
+    # so that a day's build and an hour's give the same wait to the last bit.
+    minutes = ((sched - grid[0]) / MINUTE).to_numpy()
     keys = _keys(flights, key)
     ones = np.ones(len(flights))
     events = pd.DataFrame(
@@ -235,7 +238,7 @@ def _waiting(
     measures = {
         "scheduled": np.concatenate([ones, -ones, zero, zero]),
         "waiting": np.concatenate([zero, zero, ones, -ones]),
-        "waited": np.concatenate([zero, zero, hours, -hours]),
+        "waited": np.concatenate([zero, zero, minutes, -minutes]),
     }
     width = len(grid) + DEPARTURE_WINDOW_HOURS + 2  # back to the first flight that may count
     found, sums = _trailing_sums(events["key"], events["at"], measures, grid, {"all": width})
@@ -247,9 +250,9 @@ def _waiting(
         for measure in measures:
             result[measure][rows[known]] = sums["all"][measure][known]
     waiting = np.rint(result["waiting"])
-    at = ((grid - grid[0]) / STEP).to_numpy()
+    at = ((grid - grid[0]) / MINUTE).to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_wait = np.where(waiting > 0, 60 * (at * waiting - result["waited"]) / waiting, 0.0)
+        mean_wait = np.where(waiting > 0, (at * waiting - result["waited"]) / waiting, 0.0)
     return result["scheduled"], waiting, mean_wait
 
 

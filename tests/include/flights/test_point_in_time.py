@@ -290,26 +290,32 @@ def test_changing_the_future_does_not_change_features_of_the_past(clean: dict[st
 
 def test_features_of_the_past_are_the_same_before_the_future_is_known(clean: dict[str, pd.DataFrame]) -> None:
     """The hourly run builds its rows from the departures and outcomes known by then; the first run
-    of a day or a backfill knows those of later hours too. Rows stamped up to the cut-off must not
-    differ: a flight that has not left by g waits at g whether it left later or is not known to
-    have left, and an aircraft's latest departure is the same."""
+    of a day or a backfill knows those of later hours too, and starts its sums elsewhere. Rows
+    stamped up to the cut-off must not differ, to the bit (the model splits on exact values): a
+    flight that has not left by g waits at g whether it left later or is not known to have left."""
     departures, schedule, outcomes = clean["departures"], clean["schedule"], clean["outcomes"]
     cut = BUILT.start + timedelta(days=3, hours=20)  # mid-afternoon in New York: flights waiting
+    hours = cut - timedelta(hours=3)  # the last runs before the cut-off: their rows are (hours, cut]
     known = departures[departures["departed_at"] < cut]
     landed = outcomes[outcomes["outcome_at"] < cut]
     built = {
         key: (
             features.departure_features(departures, schedule, key, BUILT.start, BUILT.end, 15),
-            features.departure_features(known, schedule, key, BUILT.start, cut, 15),
+            features.departure_features(known, schedule, key, hours, cut, 15),
         )
         for key in features.DEPARTURE_KEYS.values()
     }
     later, then = built["origin"]
     assert later.loc[later["event_timestamp"] == cut, "n_waiting_2h"].sum() > 0  # flights wait at the cut-off
+    for key in features.OPERATIONS_KEYS.values():
+        built[f"operations by {key}"] = (
+            features.operations_features(outcomes, key, BUILT.start, BUILT.end, 15),
+            features.operations_features(landed, key, hours, cut, 15),
+        )
     built["aircraft"] = (
         features.aircraft_departure_features(departures, outcomes, BUILT.start, BUILT.end),
-        features.aircraft_departure_features(known, landed, BUILT.start, cut),
+        features.aircraft_departure_features(known, landed, hours, cut),
     )
     for name, (later, then) in built.items():
-        past = later[later["event_timestamp"] <= cut].reset_index(drop=True)
-        pd.testing.assert_frame_equal(past, then.reset_index(drop=True), obj=name)
+        past = later[later["event_timestamp"].between(hours, cut, inclusive="right")].reset_index(drop=True)
+        pd.testing.assert_frame_equal(past, then.reset_index(drop=True), check_exact=True, obj=name)  # to the bit
