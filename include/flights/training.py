@@ -273,7 +273,7 @@ def _fit_and_log(
     example = validation[prepared.features].head(5)
     logged = mlflow.sklearn.log_model(
         pipe,
-        name="model",
+        name=records.CandidateRun.MODEL,
         signature=infer_signature(example, pipe.predict_proba(example)[:, 1]),
         input_example=example,
         serialization_format="skops",

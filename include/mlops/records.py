@@ -202,6 +202,7 @@ class CandidateRun:
     REFERENCE: ClassVar[str] = "reference/training_features.json"  # a sample of the training features
     EVALUATION: ClassVar[str] = "evaluation.json"  # validation metrics, overall and by slice
     PLOT: ClassVar[str] = "plots/{name}.png"  # ROC and PR curves, calibration, confusion matrix, importance
+    MODEL: ClassVar[str] = "model"  # the logged model (the pipeline, skops), which a version registers
     OWN: ClassVar[tuple[str, ...]] = (
         "threshold",
         "train_rows",
