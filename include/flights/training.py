@@ -140,10 +140,7 @@ def split(
     if missing:
         raise TrainingDataError(f"features missing from the feature service for {window}: {', '.join(missing)}")
 
-    # In one order whatever the order given (a training set built in one query or in several, the
-    # replay's frames): the seeded samples of validation and training (the importances, the drift
-    # reference) and the fit then depend on the rows alone.
-    labelled = labelled.sort_values(["sched_dep_at", "flight_id"], kind="stable")
+    labelled = labelled.copy()
     labelled[features] = model.model_input(labelled, features)
     departs, known = labelled["sched_dep_at"], labelled["label_at"]
     validation = labelled[(departs >= cutoff) & (departs < evaluation_start) & (known < evaluation_start)]

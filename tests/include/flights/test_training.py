@@ -98,26 +98,6 @@ def test_the_split_leaves_the_last_week_to_the_gate(fresh: Settings) -> None:
         training.split(train, Interval(WINDOW.end - timedelta(days=10), WINDOW.end))
 
 
-def test_the_same_rows_in_another_order_give_the_same_model_importances_and_reference(fresh: Settings) -> None:
-    """A training set built in one query or in several (the replay's frames), in another order:
-    the same split, importances and drift reference, as the same seed promises."""
-    prepared = training.prepare(fresh, WINDOW, "order")
-    labelled = pd.concat([pd.read_parquet(prepared.train_path), pd.read_parquet(prepared.validation_path)])
-    ordered = training.split(labelled, WINDOW)
-    shuffled = training.split(labelled.sample(frac=1, random_state=7), WINDOW)
-    pd.testing.assert_frame_equal(ordered.train, shuffled.train, check_exact=True)
-    pd.testing.assert_frame_equal(ordered.validation, shuffled.validation, check_exact=True)
-    config = replace(FAST, family="hist_gradient_boosting")
-    fitted = training.fit(config, ordered.train, ordered.validation, ordered.features)
-    assert training.importance(fitted.pipe, ordered.validation, ordered.features, 42) == training.importance(
-        fitted.pipe, shuffled.validation, shuffled.features, 42
-    )
-    pd.testing.assert_frame_equal(
-        training.reference_sample(ordered.train, ordered.features, 42),
-        training.reference_sample(shuffled.train, shuffled.features, 42),
-    )
-
-
 def test_same_inputs_and_seed_give_identical_metrics(fresh: Settings) -> None:
     prepared = training.prepare(fresh, WINDOW, "reproducible")
     parent = tracking.start_run(fresh, "parent", training.training_run(WINDOW, "test").tags())
