@@ -454,13 +454,19 @@ def escalation(
         return None
     if not all(_did_not_help(rules, r) for r in recent):
         return None
-    what = "; ".join(reason for reason in decision.reasons if reason.startswith(("drift:", "quality loss:")))
+    what = condition_seen(decision.reasons)
     tried = ", ".join(_tried(r) for r in recent)
     return Escalation(
         "retrain_did_not_help",
         f"the condition persists since {since.isoformat()} ({what}) after {len(recent)} retrains: {tried}",
         key,
     )
+
+
+def condition_seen(reasons: Sequence[str]) -> str:
+    """The reasons of a decision that say what the condition is (drift, a loss of quality), joined:
+    what a retrain or an escalation names as its cause."""
+    return "; ".join(reason for reason in reasons if reason.startswith(("drift:", "quality loss:")))
 
 
 def _did_not_help(rules: DriftRules, retrain: Retrain) -> bool:

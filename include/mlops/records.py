@@ -724,9 +724,8 @@ class DriftCheck(_MadeBy):
     def retrain_conf(self) -> dict[str, Any]:
         """The conf of the `training_pipeline` run a retrain asks for: why, Evidently's report, the
         drifted columns and those drift could not judge."""
-        seen = "; ".join(r for r in self.reasons if r.startswith(("drift:", "quality loss:")))
         return {
-            "reason": f"drift_monitoring {self.at:%Y-%m-%d}: {seen}"[:500],
+            "reason": f"drift_monitoring {self.at:%Y-%m-%d}: {drift.condition_seen(self.reasons)}"[:500],
             "report_url": self.report_url,
             "drifted_features": list(self.drifted),
             "not_judged": sorted(self.not_judged),
